@@ -1,0 +1,1 @@
+"""Local API between the controller and its clients: message models and the client."""

@@ -1,0 +1,1 @@
+"""Controller: fixed-rate core loop, device supervision, API server."""

@@ -1,0 +1,1 @@
+"""Device drivers: transport I/O around the sans-I/O codecs of protocols/."""

@@ -1,0 +1,1 @@
+"""Pydantic vocabulary: therapy settings, device profiles, rooms, limits, telemetry."""

@@ -1,0 +1,45 @@
+"""Timestamped device readings in the clinic's words, translated once from the wire."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# States in which an ultrasound output counts as running for the console's rules: PAUSED and
+# SUSPENDED still hold the unit armed and must be supervised.
+ULTRASOUND_RUNNING_STATES = frozenset({"RUNNING", "PAUSED", "SUSPENDED"})
+
+
+@dataclass(frozen=True, slots=True)
+class UltrasoundReading:
+    """One poll of an ultrasound unit: setpoints read back and measured values side by side.
+
+    A plain frozen dataclass, not a pydantic model: it is built 25+ times a second per device.
+    """
+
+    received_mono_s: float
+    state: str
+    fault: str | None
+    output_active: bool
+    frequency_khz: int
+    intensity_setpoint_w_cm2: float
+    duty_pct: int
+    time_s: int
+    watchdog_ms: int
+    intensity_measured_w_cm2: float
+    power_measured_w: float
+    head_temperature_c: float
+    coupling_pct: int
+    remaining_s: int
+    era_cm2: float
+    bnr: float
+    emission_s: int
+    energy_j: int
+    boot_count: int
+    patient_stop_pressed: bool
+    head_coupled: bool
+    head_connected: bool
+
+    @property
+    def running(self) -> bool:
+        """True when the unit is armed: output on, paused or suspended for contact."""
+        return self.output_active or self.state in ULTRASOUND_RUNNING_STATES

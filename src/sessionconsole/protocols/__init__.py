@@ -1,0 +1,1 @@
+"""Sans-I/O codecs and register maps of the reference units."""

@@ -1,0 +1,1 @@
+"""Session record: append-only, hash-chained SQLite store."""

@@ -1,0 +1,1 @@
+"""Pure interlock kernel: rules, alarms and latches with injected time; no I/O."""

@@ -1,0 +1,445 @@
+"""The pure interlock kernel: `step(state, inputs, now) -> (state, actions)`.
+
+No I/O, no clocks, no asyncio: time is injected, so tests drive it tick by tick. Stops come
+first in the returned actions; a latched trip withholds heartbeats (the charge pump) and
+refuses starts until the operator has acknowledged it and its cause is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from sessionconsole.model.telemetry import UltrasoundReading
+from sessionconsole.safety import rules
+from sessionconsole.safety.rules import Action as RuleAction
+from sessionconsole.safety.rules import ClearPolicy, Rule
+from sessionconsole.safety.types import (
+    Accepted,
+    Acknowledge,
+    Action,
+    Alarm,
+    AlarmChanged,
+    Command,
+    Configure,
+    DeviceState,
+    Inputs,
+    KernelState,
+    Refused,
+    SendConfigure,
+    SendHeartbeat,
+    SendIntensity,
+    SendResetFault,
+    SendStart,
+    SendStop,
+    Start,
+    Stop,
+    StopAll,
+)
+
+RESET_RETRY_S = 1.0
+TEMP_WARNING_HYSTERESIS_C = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A rule's condition on one device this tick.
+
+    `physical` is the cause in the world (switch held, head hot); `device_latched` is the
+    device's own fault latch, which only a reset (sent after an acknowledgement) clears.
+    """
+
+    rule: Rule
+    message: str
+    physical: bool
+    device_latched: bool = False
+
+    @property
+    def present(self) -> bool:
+        """The alarm's cause, for clearing: either the world or the device still holds it."""
+        return self.physical or self.device_latched
+
+
+class _Tick:
+    """Working state of one step; local to `step`, so the kernel stays a pure function."""
+
+    def __init__(self, state: KernelState, now: float) -> None:
+        self.now = now
+        self.limits = state.limits
+        self.devices: dict[str, DeviceState] = dict(state.devices)
+        self.alarms: list[Alarm] = list(state.alarms)
+        self.next_alarm_id = state.next_alarm_id
+        self.stops: list[Action] = []
+        self.actions: list[Action] = []
+
+    # -- alarms --
+
+    def find_active(self, rule: Rule, device: str | None) -> int | None:
+        for i, alarm in enumerate(self.alarms):
+            if alarm.active and alarm.rule is rule and alarm.device == device:
+                return i
+        return None
+
+    def raise_alarm(self, rule: Rule, device: str | None, message: str) -> Alarm:
+        alarm = Alarm(self.next_alarm_id, rule, device, message, self.now)
+        self.next_alarm_id += 1
+        self.alarms.append(alarm)
+        self.actions.append(AlarmChanged(alarm, "raised"))
+        for target in self.stop_targets(alarm):
+            self.send_stop(target, f"{rule.id}: {message}")
+        return alarm
+
+    def stop_targets(self, alarm: Alarm) -> Iterator[str]:
+        if alarm.rule.action is RuleAction.STOP_ALL:
+            yield from self.devices
+        elif alarm.rule.action is RuleAction.STOP_DEVICE and alarm.device is not None:
+            yield alarm.device
+
+    def trips_on(self, device: str) -> list[Alarm]:
+        """Active alarms that hold this device stopped."""
+        return [a for a in self.alarms if a.active and device in set(self.stop_targets(a))]
+
+    # -- device writes --
+
+    def send_stop(self, device: str, reason: str) -> None:
+        self.stops.append(SendStop(device, reason))
+        self.devices[device] = replace(
+            self.devices[device], last_stop_s=self.now, start_sent_s=None
+        )
+
+    def result(self) -> tuple[KernelState, list[Action]]:
+        state = KernelState(
+            limits=self.limits,
+            devices=self.devices,
+            alarms=tuple(self.alarms),
+            next_alarm_id=self.next_alarm_id,
+        )
+        return state, [*self.stops, *self.actions]
+
+
+def step(state: KernelState, inputs: Inputs, now: float) -> tuple[KernelState, list[Action]]:
+    """Advance the kernel one tick: judge readings, apply commands, emit device actions."""
+    tick = _Tick(state, now)
+    for device in tick.devices:
+        _judge_device(tick, device, inputs.readings.get(device))
+    for command in inputs.commands:
+        _apply_command(tick, command, inputs)
+    _clear_alarms(tick)
+    for device in tick.devices:
+        _supervise_device(tick, device, inputs.readings.get(device))
+    return tick.result()
+
+
+def raise_found_running(
+    state: KernelState, device: str, now: float
+) -> tuple[KernelState, list[Action]]:
+    """At controller start: an output was found running; stop it and latch an alarm."""
+    tick = _Tick(state, now)
+    tick.raise_alarm(
+        rules.OUTPUT_FOUND_RUNNING, device, f"{device}: output was running when the console started"
+    )
+    return tick.result()
+
+
+# ---- readings -> conditions -> alarms ----
+
+
+def _output_may_be_on(tick: _Tick, device: str, reading: UltrasoundReading | None) -> bool:
+    """Running by telemetry, or a start was sent that telemetry has not yet ruled out."""
+    if reading is not None and reading.running:
+        return True
+    return tick.devices[device].start_sent_s is not None
+
+
+def _conditions(tick: _Tick, device: str, reading: UltrasoundReading | None) -> list[Condition]:
+    limits = tick.limits[device]
+    age = None if reading is None else tick.now - reading.received_mono_s
+    conditions: list[Condition] = []
+    stale = age is None or age > limits.stale_limit_s
+    if stale and _output_may_be_on(tick, device, reading):
+        shown = "never" if age is None else f"{age * 1000:.0f} ms ago"
+        conditions.append(
+            Condition(
+                rules.COMMS_LOSS,
+                f"{device}: no telemetry since {shown} (limit "
+                f"{limits.stale_limit_s * 1000:.0f} ms) while its output may be on",
+                physical=True,
+            )
+        )
+    if reading is None or stale:
+        return conditions
+    fault = reading.fault
+    if reading.patient_stop_pressed or fault == "PATIENT_STOP":
+        conditions.append(
+            Condition(
+                rules.PATIENT_STOP,
+                f"{device}: patient stop switch pressed",
+                physical=reading.patient_stop_pressed,
+                device_latched=fault == "PATIENT_STOP",
+            )
+        )
+    hot = reading.head_temperature_c >= limits.head_temp_trip_c
+    if hot or fault == "OVERTEMP":
+        conditions.append(
+            Condition(
+                rules.HEAD_OVERTEMP,
+                f"{device}: head temperature {reading.head_temperature_c:.1f} °C "
+                f"(trip at {limits.head_temp_trip_c:.1f} °C)",
+                physical=hot,
+                device_latched=fault == "OVERTEMP",
+            )
+        )
+    warm_limit = limits.head_temp_warning_c
+    if tick.find_active(rules.HEAD_TEMP_WARNING, device) is not None:
+        warm_limit -= TEMP_WARNING_HYSTERESIS_C
+    if reading.head_temperature_c >= warm_limit:
+        conditions.append(
+            Condition(
+                rules.HEAD_TEMP_WARNING,
+                f"{device}: head temperature {reading.head_temperature_c:.1f} °C "
+                f"(warning at {limits.head_temp_warning_c:.1f} °C)",
+                physical=True,
+            )
+        )
+    if fault is not None and fault not in ("PATIENT_STOP", "OVERTEMP"):
+        unplugged = fault == "HEAD_DISCONNECTED" and not reading.head_connected
+        conditions.append(
+            Condition(
+                rules.DEVICE_FAULT,
+                f"{device}: device fault {fault}",
+                physical=unplugged,
+                device_latched=True,
+            )
+        )
+    known_boot = tick.devices[device].boot_count
+    if known_boot is not None and reading.boot_count != known_boot:
+        conditions.append(
+            Condition(
+                rules.DEVICE_REBOOTED,
+                f"{device}: device restarted (boot {known_boot} -> {reading.boot_count}); "
+                "its settings are lost",
+                physical=False,
+            )
+        )
+    return conditions
+
+
+def _judge_device(tick: _Tick, device: str, reading: UltrasoundReading | None) -> None:
+    dev = tick.devices[device]
+    if reading is not None and dev.start_sent_s is not None:
+        confirmed = reading.running and reading.received_mono_s >= dev.start_sent_s
+        ruled_out = (
+            not reading.running
+            and reading.received_mono_s > dev.start_sent_s + tick.limits[device].stale_limit_s
+        )
+        if confirmed or ruled_out:
+            dev = replace(dev, start_sent_s=None)
+    conditions = _conditions(tick, device, reading)
+    if any(c.rule is rules.DEVICE_REBOOTED for c in conditions):
+        dev = replace(dev, settings=None, start_sent_s=None)
+    if reading is not None:
+        dev = replace(dev, boot_count=reading.boot_count)
+    tick.devices[device] = dev
+
+    present = {c.rule.id: c for c in conditions}
+    for i, alarm in enumerate(tick.alarms):
+        if alarm.active and alarm.device == device:
+            cond = present.pop(alarm.rule.id, None)
+            if alarm.rule is rules.OUTPUT_FOUND_RUNNING:
+                running = reading is None or reading.running
+                tick.alarms[i] = replace(alarm, cause_present=running)
+            else:
+                tick.alarms[i] = replace(alarm, cause_present=cond is not None and cond.present)
+    for cond in present.values():
+        tick.raise_alarm(cond.rule, device, cond.message)
+    if rules.DEVICE_REBOOTED.id in present:
+        # A reboot is an event: its cause is gone the moment it is seen.
+        idx = tick.find_active(rules.DEVICE_REBOOTED, device)
+        if idx is not None:
+            tick.alarms[idx] = replace(tick.alarms[idx], cause_present=False)
+
+
+# ---- commands ----
+
+
+def _apply_command(tick: _Tick, command: Command, inputs: Inputs) -> None:
+    match command:
+        case StopAll(request_id=rid):
+            idx = tick.find_active(rules.OPERATOR_STOP, None)
+            if idx is None:
+                alarm = tick.raise_alarm(rules.OPERATOR_STOP, None, "STOP ALL pressed")
+                tick.alarms[-1] = replace(alarm, cause_present=False)
+            else:
+                for device in tick.devices:
+                    tick.send_stop(device, "STOP ALL pressed")
+            tick.actions.append(Accepted(rid))
+        case Stop(request_id=rid, device=device):
+            if device not in tick.devices:
+                tick.actions.append(Refused(rid, device, "UNKNOWN_DEVICE", f"no device '{device}'"))
+                return
+            tick.send_stop(device, "operator stop")
+            tick.actions.append(Accepted(rid))
+        case Acknowledge(request_id=rid, alarm_id=alarm_id, operator=operator):
+            _acknowledge(tick, rid, alarm_id, operator)
+        case Configure():
+            _configure(tick, command, inputs.readings.get(command.device))
+        case Start():
+            _start(tick, command, inputs.readings.get(command.device))
+
+
+def _acknowledge(tick: _Tick, rid: int, alarm_id: int | None, operator: str) -> None:
+    matched = False
+    for i, alarm in enumerate(tick.alarms):
+        if not alarm.active or (alarm_id is not None and alarm.id != alarm_id):
+            continue
+        matched = True
+        if alarm.acknowledged_s is None:
+            acked = replace(alarm, acknowledged_s=tick.now, acknowledged_by=operator)
+            tick.alarms[i] = acked
+            tick.actions.append(AlarmChanged(acked, "acknowledged"))
+    if alarm_id is not None and not matched:
+        tick.actions.append(Refused(rid, None, "UNKNOWN_ALARM", f"no active alarm {alarm_id}"))
+    else:
+        tick.actions.append(Accepted(rid))
+
+
+def _configure(tick: _Tick, command: Configure, reading: UltrasoundReading | None) -> None:
+    rid, device, settings = command.request_id, command.device, command.settings
+    if device not in tick.devices:
+        tick.actions.append(Refused(rid, device, "UNKNOWN_DEVICE", f"no device '{device}'"))
+        return
+    limits = tick.limits[device]
+    if settings.intensity_w_cm2 > limits.max_intensity.value:
+        tick.actions.append(
+            Refused(
+                rid,
+                device,
+                rules.SETPOINT_LIMIT.id,
+                f"intensity {settings.intensity_w_cm2:.2f} W/cm² is above "
+                f"{limits.max_intensity.value:.2f} W/cm² ({limits.max_intensity.source})",
+            )
+        )
+        return
+    if settings.time_s > limits.max_time.value:
+        tick.actions.append(
+            Refused(
+                rid,
+                device,
+                rules.SETPOINT_LIMIT.id,
+                f"treatment time {settings.time_s} s is above "
+                f"{limits.max_time.value:.0f} s ({limits.max_time.source})",
+            )
+        )
+        return
+    dev = tick.devices[device]
+    running = _output_may_be_on(tick, device, reading)
+    if running:
+        old = dev.settings
+        same_but_intensity = (
+            old is not None
+            and old.model_copy(update={"intensity_w_cm2": settings.intensity_w_cm2}) == settings
+        )
+        if not same_but_intensity:
+            tick.actions.append(
+                Refused(
+                    rid,
+                    device,
+                    "STATE",
+                    f"{device} is running: only intensity may change; stop it to change "
+                    "frequency, duty or time",
+                )
+            )
+            return
+        tick.actions.append(SendIntensity(device, settings.intensity_w_cm2))
+    else:
+        tick.actions.append(SendConfigure(device, settings))
+    tick.devices[device] = replace(dev, settings=settings)
+    tick.actions.append(Accepted(rid))
+
+
+def _start(tick: _Tick, command: Start, reading: UltrasoundReading | None) -> None:
+    rid, device = command.request_id, command.device
+    if device not in tick.devices:
+        tick.actions.append(Refused(rid, device, "UNKNOWN_DEVICE", f"no device '{device}'"))
+        return
+    trips = tick.trips_on(device)
+    if trips:
+        names = ", ".join(f"{a.rule.id} (alarm {a.id})" for a in trips)
+        tick.actions.append(
+            Refused(rid, device, trips[0].rule.id, f"{device} is held stopped by {names}")
+        )
+        return
+    dev = tick.devices[device]
+    why = None
+    if dev.settings is None:
+        why = f"{device} is not configured in this session"
+    elif reading is None or tick.now - reading.received_mono_s > tick.limits[device].stale_limit_s:
+        why = f"no current telemetry from {device}"
+    elif reading.fault is not None:
+        why = f"{device} reports fault {reading.fault}"
+    elif reading.running or dev.start_sent_s is not None:
+        why = f"{device} is already running"
+    if why is not None:
+        tick.actions.append(Refused(rid, device, "STATE", why))
+        return
+    tick.actions.append(SendStart(device))
+    tick.devices[device] = replace(dev, start_sent_s=tick.now)
+    tick.actions.append(Accepted(rid))
+
+
+# ---- clearing and supervision ----
+
+
+def _clear_alarms(tick: _Tick) -> None:
+    for i, alarm in enumerate(tick.alarms):
+        if not alarm.active or alarm.cause_present:
+            continue
+        if alarm.rule.clear is ClearPolicy.CONDITION_GONE or alarm.acknowledged_s is not None:
+            cleared = replace(alarm, cleared_s=tick.now)
+            tick.alarms[i] = cleared
+            tick.actions.append(AlarmChanged(cleared, "cleared"))
+
+
+def _supervise_device(tick: _Tick, device: str, reading: UltrasoundReading | None) -> None:
+    dev = tick.devices[device]
+    limits = tick.limits[device]
+    trips = tick.trips_on(device)
+    if trips:
+        # Keep re-sending stop while telemetry still shows the output on.
+        resend_due = dev.last_stop_s is None or tick.now - dev.last_stop_s >= (
+            limits.stop_resend_interval_s
+        )
+        if reading is not None and reading.running and resend_due:
+            tick.send_stop(device, f"{trips[0].rule.id}: output still on after stop")
+        _maybe_reset(tick, device, reading, trips)
+        return  # no heartbeats while a trip holds: the device's watchdog backs up the stop
+    if reading is not None and reading.fault is not None:
+        _maybe_reset(tick, device, reading, trips)
+    if (
+        dev.last_heartbeat_s is None
+        or tick.now - dev.last_heartbeat_s >= limits.heartbeat_interval_s
+    ):
+        tick.actions.append(SendHeartbeat(device))
+        tick.devices[device] = replace(tick.devices[device], last_heartbeat_s=tick.now)
+
+
+def _maybe_reset(
+    tick: _Tick, device: str, reading: UltrasoundReading | None, trips: list[Alarm]
+) -> None:
+    """Reset the device's own fault latch once every alarm on it is acknowledged and gone."""
+    if reading is None or reading.fault is None or reading.running:
+        return
+    conditions = {c.rule.id: c for c in _conditions(tick, device, reading)}
+    on_device = [a for a in tick.alarms if a.active and a.device == device]
+    for alarm in [*on_device, *trips]:
+        if alarm.acknowledged_s is None:
+            return
+        cond = conditions.get(alarm.rule.id)
+        if cond is not None and cond.physical:
+            return
+        if alarm.device is None and alarm.cause_present:
+            return
+    dev = tick.devices[device]
+    if dev.last_reset_s is None or tick.now - dev.last_reset_s >= RESET_RETRY_S:
+        tick.actions.append(SendResetFault(device))
+        tick.devices[device] = replace(dev, last_reset_s=tick.now)

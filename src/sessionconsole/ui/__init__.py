@@ -1,0 +1,1 @@
+"""Textual terminal UI; talks to the controller only through api/."""

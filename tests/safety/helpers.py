@@ -1,0 +1,88 @@
+"""Builders for kernel tests: readings, limits and a small driver of ticks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from sessionconsole.model.settings import UltrasoundSettings
+from sessionconsole.model.telemetry import UltrasoundReading
+from sessionconsole.safety.kernel import step
+from sessionconsole.safety.types import (
+    Action,
+    Command,
+    DeviceLimits,
+    Inputs,
+    KernelState,
+    Limit,
+    initial_state,
+)
+
+LIMITS = DeviceLimits(
+    max_intensity=Limit(2.0, "profile 'bench' max_intensity_w_cm2"),
+    max_time=Limit(900, "profile 'bench' max_time_s"),
+    head_temp_warning_c=40.0,
+    head_temp_trip_c=41.0,
+    stale_limit_s=0.22,
+    heartbeat_interval_s=0.1,
+)
+SETTINGS = UltrasoundSettings(frequency_khz=1000, intensity_w_cm2=1.0, duty_pct=50, time_s=300)
+
+
+def reading(t: float, **changes: Any) -> UltrasoundReading:
+    """An idle, healthy US-1 reading received at `t`, with fields changed as given."""
+    base = UltrasoundReading(
+        received_mono_s=t,
+        state="IDLE",
+        fault=None,
+        output_active=False,
+        frequency_khz=1000,
+        intensity_setpoint_w_cm2=1.0,
+        duty_pct=50,
+        time_s=300,
+        watchdog_ms=1000,
+        intensity_measured_w_cm2=0.0,
+        power_measured_w=0.0,
+        head_temperature_c=33.0,
+        coupling_pct=90,
+        remaining_s=300,
+        era_cm2=5.0,
+        bnr=4.2,
+        emission_s=0,
+        energy_j=0,
+        boot_count=1,
+        patient_stop_pressed=False,
+        head_coupled=True,
+        head_connected=True,
+    )
+    return replace(base, **changes)
+
+
+def running(t: float, **changes: Any) -> UltrasoundReading:
+    """A reading of a running output."""
+    return reading(t, state="RUNNING", output_active=True, intensity_measured_w_cm2=1.0, **changes)
+
+
+class Harness:
+    """Steps a kernel with one or more devices; keeps every action for assertions."""
+
+    def __init__(self, devices: tuple[str, ...] = ("us1",)) -> None:
+        self.state: KernelState = initial_state({d: LIMITS for d in devices})
+        self.now = 0.0
+        self.rid = 0
+
+    def tick(
+        self,
+        readings: dict[str, UltrasoundReading | None],
+        *commands: Command,
+        dt: float = 0.01,
+    ) -> list[Action]:
+        """Advance time by dt and run one step."""
+        self.now = round(self.now + dt, 6)
+        self.state, actions = step(self.state, Inputs(readings, tuple(commands)), self.now)
+        return actions
+
+    def next_id(self) -> int:
+        """A fresh request id."""
+        self.rid += 1
+        return self.rid

@@ -1,0 +1,208 @@
+"""Hypothesis stateful tests of the kernel's invariants against a modelled device and link.
+
+The model device obeys what reaches it after a link latency; telemetry reaches the kernel
+after the same latency and can stop arriving (link loss). Invariants checked every tick:
+no start or setpoint goes out while a trip holds, no setpoint above a limit is ever sent,
+every raised trip sends a stop to every device it covers in the same tick, no heartbeat
+reaches a tripped device, and no latched alarm clears without an acknowledgement.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from hypothesis import settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from sessionconsole.model.settings import UltrasoundSettings
+from sessionconsole.safety.rules import Action as RuleAction
+from sessionconsole.safety.types import (
+    Acknowledge,
+    AlarmChanged,
+    Command,
+    Configure,
+    SendConfigure,
+    SendHeartbeat,
+    SendIntensity,
+    SendResetFault,
+    SendStart,
+    SendStop,
+    Start,
+    Stop,
+    StopAll,
+)
+from tests.safety.helpers import LIMITS, Harness, reading
+
+DEVICES = ("us1", "us2")
+LATENCY_TICKS = 2
+
+settings_st = st.builds(
+    UltrasoundSettings,
+    frequency_khz=st.sampled_from([1000, 3000]),
+    intensity_w_cm2=st.floats(0.0, 3.0, allow_nan=False).map(lambda x: round(x, 2)),
+    duty_pct=st.sampled_from([10, 20, 50, 100]),
+    time_s=st.integers(1, 1800),
+)
+
+
+@dataclass
+class ModelDevice:
+    """A US-1 as the kernel sees it through a link with latency."""
+
+    running: bool = False
+    fault: str | None = None
+    temp_c: float = 33.0
+    switch: bool = False
+    link_up: bool = True
+    configured: bool = False
+    inbox: deque[tuple[int, object]] = field(default_factory=deque)
+    telemetry: deque[tuple[int, object]] = field(default_factory=deque)
+
+
+class KernelMachine(RuleBasedStateMachine):
+    """Random operator commands and world events, one kernel tick per rule."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.h = Harness(DEVICES)
+        self.tick_no = 0
+        self.devices = {d: ModelDevice() for d in DEVICES}
+        self.latest: dict[str, object] = {d: None for d in DEVICES}
+        self.pending: list[Command] = []
+
+    # ---- world ----
+    def _deliver(self) -> None:
+        for name, dev in self.devices.items():
+            while dev.inbox and dev.inbox[0][0] <= self.tick_no:
+                _, action = dev.inbox.popleft()
+                if isinstance(action, SendStop):
+                    dev.running = False
+                elif isinstance(action, SendStart) and dev.fault is None and dev.configured:
+                    dev.running = True
+                elif isinstance(action, SendConfigure):
+                    dev.configured = True
+                elif isinstance(action, SendResetFault) and not dev.switch and dev.temp_c < 41:
+                    dev.fault = None
+            if dev.switch:
+                dev.fault, dev.running = "PATIENT_STOP", False
+            if dev.temp_c > 41.0:
+                dev.fault, dev.running = "OVERTEMP", False
+            if dev.link_up:
+                state = "FAULT" if dev.fault else ("RUNNING" if dev.running else "IDLE")
+                snap = reading(
+                    self.h.now,
+                    state=state,
+                    fault=dev.fault,
+                    output_active=dev.running,
+                    head_temperature_c=dev.temp_c,
+                    patient_stop_pressed=dev.switch,
+                )
+                dev.telemetry.append((self.tick_no + LATENCY_TICKS, snap))
+            while dev.telemetry and dev.telemetry[0][0] <= self.tick_no:
+                self.latest[name] = dev.telemetry.popleft()[1]
+
+    def _step(self, *commands: Command) -> None:
+        self.tick_no += 1
+        self._deliver()
+        before = {a.id: a for a in self.h.state.alarms}
+        actions = self.h.tick(dict(self.latest), *commands)  # type: ignore[arg-type]
+        self._check_actions(actions, before)
+        for action in actions:
+            device = getattr(action, "device", None)
+            if device in self.devices and self.devices[device].link_up:
+                self.devices[device].inbox.append((self.tick_no + LATENCY_TICKS, action))
+
+    def _check_actions(self, actions: list[object], before: dict[int, object]) -> None:
+        tripped = {
+            d
+            for a in self.h.state.active_alarms()
+            if a.rule.action in (RuleAction.STOP_ALL, RuleAction.STOP_DEVICE)
+            for d in (DEVICES if a.rule.action is RuleAction.STOP_ALL else (a.device,))
+        }
+        stops = {a.device for a in actions if isinstance(a, SendStop)}
+        for action in actions:
+            if isinstance(action, SendStart | SendHeartbeat):
+                assert action.device not in tripped, f"{action} while tripped"
+            if isinstance(action, SendConfigure):
+                assert action.settings.intensity_w_cm2 <= LIMITS.max_intensity.value
+                assert action.settings.time_s <= LIMITS.max_time.value
+            if isinstance(action, SendIntensity):
+                assert action.intensity_w_cm2 <= LIMITS.max_intensity.value
+            if isinstance(action, AlarmChanged) and action.change == "raised":
+                rule = action.alarm.rule
+                if rule.action is RuleAction.STOP_ALL:
+                    assert stops >= set(DEVICES)
+                elif rule.action is RuleAction.STOP_DEVICE:
+                    assert action.alarm.device in stops
+            if isinstance(action, AlarmChanged) and action.change == "cleared":
+                if action.alarm.rule.latched:
+                    assert action.alarm.acknowledged_s is not None
+
+    # ---- rules ----
+    @rule()
+    def tick(self) -> None:
+        self._step()
+
+    @rule(device=st.sampled_from(DEVICES), s=settings_st)
+    def configure(self, device: str, s: UltrasoundSettings) -> None:
+        self._step(Configure(self.h.next_id(), device, s))
+
+    @rule(device=st.sampled_from(DEVICES))
+    def start(self, device: str) -> None:
+        self._step(Start(self.h.next_id(), device))
+
+    @rule(device=st.sampled_from(DEVICES))
+    def stop(self, device: str) -> None:
+        self._step(Stop(self.h.next_id(), device))
+
+    @rule()
+    def stop_all(self) -> None:
+        self._step(StopAll(self.h.next_id()))
+
+    @rule()
+    def acknowledge(self) -> None:
+        self._step(Acknowledge(self.h.next_id(), None, "tester"))
+
+    @rule(device=st.sampled_from(DEVICES), pressed=st.booleans())
+    def patient_switch(self, device: str, pressed: bool) -> None:
+        self.devices[device].switch = pressed
+        self._step()
+
+    @rule(device=st.sampled_from(DEVICES), temp=st.floats(30.0, 43.0))
+    def head_temperature(self, device: str, temp: float) -> None:
+        self.devices[device].temp_c = round(temp, 1)
+        self._step()
+
+    @rule(device=st.sampled_from(DEVICES), up=st.booleans())
+    def link(self, device: str, up: bool) -> None:
+        self.devices[device].link_up = up
+        self._step()
+
+    @precondition(lambda self: any(not d.link_up for d in self.devices.values()))
+    @rule(ticks=st.integers(10, 40))
+    def let_time_pass(self, ticks: int) -> None:
+        for _ in range(ticks):
+            self._step()
+
+    # ---- invariants on state ----
+    @invariant()
+    def no_clear_reported_while_latched(self) -> None:
+        for alarm in self.h.state.alarms:
+            if alarm.cleared_s is not None and alarm.rule.latched:
+                assert alarm.acknowledged_s is not None
+                assert alarm.acknowledged_s <= alarm.cleared_s
+
+    @invariant()
+    def stale_running_output_is_always_tripped(self) -> None:
+        for name in DEVICES:
+            r = self.latest[name]
+            if r is None or not r.running:  # type: ignore[attr-defined]
+                continue
+            age = self.h.now - r.received_mono_s  # type: ignore[attr-defined]
+            if age > LIMITS.stale_limit_s:
+                assert any(a.rule.id == "COMMS_LOSS" for a in self.h.state.active_alarms())
+
+
+KernelMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
+TestKernelInvariants = KernelMachine.TestCase
