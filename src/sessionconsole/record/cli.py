@@ -1,0 +1,123 @@
+"""`records` sub-commands: list sessions, show one session's entries, verify the hash chains."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from collections.abc import Callable
+
+from sessionconsole.record.chain import canonical_json
+from sessionconsole.record.store import SessionStore, StoreError, VerifyFailure
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `records` (list, show, verify) to a CLI's sub-commands."""
+    records = subparsers.add_parser("records", help="inspect and verify session records")
+    commands = records.add_subparsers(dest="records_command", required=True, metavar="COMMAND")
+
+    listing = commands.add_parser("list", help="one line per session")
+    _add_db_option(listing)
+    listing.set_defaults(func=cmd_list)
+
+    show = commands.add_parser("show", help="the entries of one session")
+    show.add_argument("session", metavar="SESSION", help="session id, unique id prefix, or 'last'")
+    show.add_argument("--json", action="store_true", help="print a JSON array of entries")
+    _add_db_option(show)
+    show.set_defaults(func=cmd_show)
+
+    verify = commands.add_parser("verify", help="recompute every hash and link")
+    verify.add_argument(
+        "session", metavar="SESSION", nargs="?", help="only this session (id, prefix or 'last')"
+    )
+    _add_db_option(verify)
+    verify.set_defaults(func=cmd_verify)
+
+
+def _add_db_option(parser: argparse.ArgumentParser) -> None:
+    """The --db PATH option every records command takes."""
+    parser.add_argument("--db", required=True, metavar="PATH", help="session record database")
+
+
+def _error(message: str) -> int:
+    """Print an error for the user and return the usage/environment exit code."""
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _open_store(args: argparse.Namespace) -> SessionStore:
+    """Open an existing record database; never creates one."""
+    return SessionStore(args.db, create=False)
+
+
+def _guarded(handler: Callable[[argparse.Namespace, SessionStore], int]) -> Handler:
+    """Run handler on the opened store; turn a missing/foreign db or bad session into exit 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            with _open_store(args) as store:
+                return handler(args, store)
+        except FileNotFoundError:
+            return _error(f"no record database at {args.db}")
+        except (StoreError, sqlite3.DatabaseError) as exc:
+            return _error(str(exc))
+
+    run.__doc__ = handler.__doc__
+    return run
+
+
+def _list(args: argparse.Namespace, store: SessionStore) -> int:
+    """Print one line per session: id, start, end, status, entry count."""
+    sessions = store.sessions()
+    if not sessions:
+        print("no sessions recorded")
+    for info in sessions:
+        end = info.ended_wall or "-"
+        status = info.exit_status or "open"
+        print(
+            f"{info.session_id}  {info.started_wall}  {end}  {status}  {info.entry_count} entries"
+        )
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace, store: SessionStore) -> int:
+    """Print a session's entries, one per line, or as a JSON array with --json."""
+    entries = store.entries(store.resolve_session(args.session))
+    if args.json:
+        rows = [json.dumps(entry.as_dict(), ensure_ascii=False) for entry in entries]
+        print("[\n" + ",\n".join(rows) + "\n]")
+        return EXIT_OK
+    for entry in entries:
+        payload = canonical_json(entry.payload)
+        print(f"{entry.seq:>6}  {entry.wall}  {entry.kind:<14}  {payload}")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace, store: SessionStore) -> int:
+    """Verify one or all sessions; exit 1 naming each first bad entry."""
+    session_id = None if args.session is None else store.resolve_session(args.session)
+    report = store.verify(session_id)
+    if report.ok:
+        print(f"OK: {report.sessions_checked} sessions, {report.entries_checked} entries verified")
+        return EXIT_OK
+    for failure in report.failures:
+        print(_failure_line(failure))
+    return EXIT_FAILED
+
+
+def _failure_line(failure: VerifyFailure) -> str:
+    """One FAILED line naming the session, entry, kind and why."""
+    kind = failure.kind or "missing"
+    return f"FAILED: session {failure.session_id} entry {failure.seq} ({kind}): {failure.reason}"
+
+
+cmd_list: Handler = _guarded(_list)
+cmd_show: Handler = _guarded(_show)
+cmd_verify: Handler = _guarded(_verify)

@@ -1,0 +1,1 @@
+"""Tests of the session record: store, recorder thread and `records` CLI."""

@@ -1,0 +1,159 @@
+"""`records list/show/verify`: output and exit codes on real database files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from sessionconsole.record.cli import add_parser
+from sessionconsole.record.store import SessionStore
+
+T0 = 1_000_000_000
+WALL = "2026-11-03T10:00:00+00:00"
+END = "2026-11-03T10:30:00+00:00"
+
+
+def run(*argv: str) -> int:
+    """Parse argv with a minimal CLI built by add_parser and run the chosen handler."""
+    parser = argparse.ArgumentParser(prog="sessionconsole")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> tuple[Path, str, str]:
+    """A record with one completed session (4 entries) and, last, one open session (2)."""
+    path = tmp_path / "record.db"
+    with SessionStore(path) as store:
+        done = store.open_session({"therapist": "T-01"}, T0, WALL)
+        store.append(done, "technique", {"name": "trigger point", "region": "neck"}, T0 + 1, WALL)
+        store.append(done, "pain_score", {"score": 3}, T0 + 2, WALL)
+        store.end_session(done, "completed", None, {"minutes": 30}, T0 + 3, END)
+        open_ = store.open_session({"therapist": "T-02"}, T0 + 4, END)
+        store.append(open_, "note", {"text": "ça va"}, T0 + 5, END)
+    return path, done, open_
+
+
+def test_list_prints_one_line_per_session(
+    db: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, done, open_ = db
+    assert run("records", "list", "--db", str(path)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        f"{done}  {WALL}  {END}  completed  4 entries",
+        f"{open_}  {END}  -  open  2 entries",
+    ]
+
+
+def test_show_last_prints_entries_one_per_line(
+    db: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _, _ = db
+    assert run("records", "show", "last", "--db", str(path)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[1].split() == ["2", END, "note", '{"text":"ça', 'va"}']
+    assert lines[0].split()[2] == "session_start"
+
+
+def test_show_by_prefix_as_json(
+    db: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, done, _ = db
+    assert run("records", "show", done[:10], "--json", "--db", str(path)) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [e["kind"] for e in entries] == [
+        "session_start",
+        "technique",
+        "pain_score",
+        "session_end",
+    ]
+    assert entries[1]["payload"] == {"name": "trigger point", "region": "neck"}
+    assert set(entries[0]) == {
+        "session_id",
+        "seq",
+        "mono_ns",
+        "wall",
+        "kind",
+        "payload",
+        "prev_hash",
+        "hash",
+    }
+
+
+def test_show_unknown_session_is_a_clear_error(
+    db: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _, _ = db
+    assert run("records", "show", "ffffffff", "--db", str(path)) == 2
+    assert "no session id starts with 'ffffffff'" in capsys.readouterr().err
+
+
+def test_verify_ok(db: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    path, done, _ = db
+    assert run("records", "verify", "--db", str(path)) == 0
+    assert capsys.readouterr().out == "OK: 2 sessions, 6 entries verified\n"
+    assert run("records", "verify", "--db", str(path), done) == 0
+    assert capsys.readouterr().out == "OK: 1 sessions, 4 entries verified\n"
+
+
+def test_verify_names_the_edited_entry(
+    db: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, done, _ = db
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DROP TRIGGER entries_refuse_update")
+    conn.execute(
+        "UPDATE entries SET payload = '{\"score\":1}' WHERE seq = 3 AND session_id = ?", (done,)
+    )
+    conn.close()
+    assert run("records", "verify", "--db", str(path)) == 1
+    assert (
+        capsys.readouterr().out == f"FAILED: session {done} entry 3 (pain_score): hash mismatch\n"
+    )
+    assert run("records", "verify", "--db", str(path), "last") == 0
+
+
+def test_a_missing_database_is_exit_2_and_is_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere.db"
+    for command in (["list"], ["show", "last"], ["verify"]):
+        assert run("records", *command, "--db", str(missing)) == 2
+        assert f"error: no record database at {missing}" in capsys.readouterr().err
+    assert not missing.exists()
+
+
+def test_a_file_that_is_not_a_record_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_text("hello " * 1000)
+    assert run("records", "verify", "--db", str(junk)) == 2
+    assert "not a SQLite database" in capsys.readouterr().err
+
+
+def test_an_empty_record_lists_nothing_and_verifies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "empty.db"
+    SessionStore(path).close()
+    assert run("records", "list", "--db", str(path)) == 0
+    assert capsys.readouterr().out == "no sessions recorded\n"
+    assert run("records", "verify", "--db", str(path)) == 0
+    assert capsys.readouterr().out == "OK: 0 sessions, 0 entries verified\n"
+    assert run("records", "show", "last", "--db", str(path)) == 2
+    assert "holds no sessions" in capsys.readouterr().err
+
+
+def test_db_is_required() -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run("records", "list")
+    assert exit_.value.code == 2
