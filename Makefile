@@ -1,5 +1,5 @@
 # One-command entry points. Each target creates .venv and installs the pinned set when missing.
-PY      ?= python3.11
+PY      ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed

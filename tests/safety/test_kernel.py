@@ -109,9 +109,7 @@ def test_stop_is_first_and_not_latched() -> None:
 def test_patient_stop_latches_until_acknowledged_and_switch_released() -> None:
     h = Harness(("us1", "us2"))
     started(h)
-    actions = h.tick(
-        {"us1": running(h.now, patient_stop_pressed=True), "us2": reading(h.now)}
-    )
+    actions = h.tick({"us1": running(h.now, patient_stop_pressed=True), "us2": reading(h.now)})
     assert {a.device for a in actions if isinstance(a, SendStop)} == {"us1", "us2"}
     [alarm] = h.state.active_alarms()
     assert alarm.rule is rules.PATIENT_STOP and alarm.priority == "high"
@@ -137,8 +135,10 @@ def test_acknowledge_while_switch_still_pressed_does_not_clear() -> None:
     h = Harness()
     held = reading(0.0, patient_stop_pressed=True, state="FAULT", fault="PATIENT_STOP")
     h.tick({"us1": held})
-    actions = h.tick({"us1": reading(h.now, patient_stop_pressed=True, fault="PATIENT_STOP")},
-                     Acknowledge(1, None, "ana"))
+    actions = h.tick(
+        {"us1": reading(h.now, patient_stop_pressed=True, fault="PATIENT_STOP")},
+        Acknowledge(1, None, "ana"),
+    )
     assert SendResetFault("us1") not in actions
     assert h.state.active_alarms()[0].acknowledged_by == "ana"
     # Released: now the reset goes out (the ack is remembered), then the alarm clears.
@@ -193,14 +193,23 @@ def test_head_overtemp_stops_that_device_only_and_latches() -> None:
     actions = h.tick({"us1": running(h.now, head_temperature_c=41.0), "us2": running(h.now)})
     stops = [a for a in actions if isinstance(a, SendStop)]
     assert [s.device for s in stops] == ["us1"]
-    assert {a.rule for a in h.state.active_alarms()} == {rules.HEAD_OVERTEMP, rules.HEAD_TEMP_WARNING}
+    assert {a.rule for a in h.state.active_alarms()} == {
+        rules.HEAD_OVERTEMP,
+        rules.HEAD_TEMP_WARNING,
+    }
     # Cooled but not acknowledged: still latched.
-    h.tick({"us1": reading(h.now, head_temperature_c=36.0, state="FAULT", fault="OVERTEMP"),
-            "us2": running(h.now)})
+    h.tick(
+        {
+            "us1": reading(h.now, head_temperature_c=36.0, state="FAULT", fault="OVERTEMP"),
+            "us2": running(h.now),
+        }
+    )
     assert any(a.rule is rules.HEAD_OVERTEMP for a in h.state.active_alarms())
     actions = h.tick(
-        {"us1": reading(h.now, head_temperature_c=36.0, state="FAULT", fault="OVERTEMP"),
-         "us2": running(h.now)},
+        {
+            "us1": reading(h.now, head_temperature_c=36.0, state="FAULT", fault="OVERTEMP"),
+            "us2": running(h.now),
+        },
         Acknowledge(5, None, "ana"),
     )
     assert SendResetFault("us1") in actions
@@ -263,8 +272,9 @@ def test_device_fault_of_its_own_is_an_alarm_and_reset_only_on_acknowledge() -> 
     for _ in range(200):  # two seconds: never reset by itself
         actions = h.tick({"us1": reading(h.now, state="FAULT", fault="WATCHDOG")})
         assert SendResetFault("us1") not in actions
-    actions = h.tick({"us1": reading(h.now, state="FAULT", fault="WATCHDOG")},
-                     Acknowledge(9, None, "ana"))
+    actions = h.tick(
+        {"us1": reading(h.now, state="FAULT", fault="WATCHDOG")}, Acknowledge(9, None, "ana")
+    )
     assert SendResetFault("us1") in actions
 
 

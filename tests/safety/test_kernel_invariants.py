@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from hypothesis import settings, strategies as st
+from hypothesis import settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from sessionconsole.model.settings import UltrasoundSettings
@@ -135,9 +136,12 @@ class KernelMachine(RuleBasedStateMachine):
                     assert stops >= set(DEVICES)
                 elif rule.action is RuleAction.STOP_DEVICE:
                     assert action.alarm.device in stops
-            if isinstance(action, AlarmChanged) and action.change == "cleared":
-                if action.alarm.rule.latched:
-                    assert action.alarm.acknowledged_s is not None
+            if (
+                isinstance(action, AlarmChanged)
+                and action.change == "cleared"
+                and action.alarm.rule.latched
+            ):
+                assert action.alarm.acknowledged_s is not None
 
     # ---- rules ----
     @rule()

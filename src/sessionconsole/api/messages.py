@@ -1,0 +1,200 @@
+"""Messages of the local API: JSON lines over a Unix socket between controller and clients.
+
+Client -> controller: `Request` (an id and one command). Controller -> client: `Reply` to each
+request, and `Snapshot`s of the whole state pushed at least ten times a second.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from sessionconsole.model.settings import UltrasoundSettings
+
+Role = Literal["therapist", "biomedical"]
+Side = Literal["left", "right", "bilateral", "midline"]
+Pressure = Literal["light", "moderate", "firm", "deep"]
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- commands ----
+
+
+class Hello(_Msg):
+    """First message of a client: who operates it (the controller stamps every entry with it)."""
+
+    type: Literal["hello"] = "hello"
+    operator: str = Field(min_length=1, max_length=64)
+    role: Role = "therapist"
+    client: str = Field(default="unknown", max_length=64)
+
+
+class ConfigureCommand(_Msg):
+    """Set a device's ultrasound settings."""
+
+    type: Literal["configure"] = "configure"
+    device: str
+    settings: UltrasoundSettings
+
+
+class StartCommand(_Msg):
+    """Start a device's output."""
+
+    type: Literal["start"] = "start"
+    device: str
+
+
+class StopCommand(_Msg):
+    """Stop one device's output."""
+
+    type: Literal["stop"] = "stop"
+    device: str
+
+
+class StopAllCommand(_Msg):
+    """STOP ALL: every output of every device, latched until acknowledged."""
+
+    type: Literal["stop_all"] = "stop_all"
+
+
+class AcknowledgeCommand(_Msg):
+    """The operator saw an alarm (or every active alarm when `alarm_id` is None)."""
+
+    type: Literal["acknowledge"] = "acknowledge"
+    alarm_id: int | None = None
+
+
+class LogTechniqueCommand(_Msg):
+    """A manual technique begins or ends on a body region."""
+
+    type: Literal["log_technique"] = "log_technique"
+    action: Literal["begin", "end"]
+    technique: str
+    region: str
+    side: Side = "bilateral"
+    pressure: Pressure | None = None
+    notes: str = Field(default="", max_length=2000)
+
+
+Command = Annotated[
+    Hello
+    | ConfigureCommand
+    | StartCommand
+    | StopCommand
+    | StopAllCommand
+    | AcknowledgeCommand
+    | LogTechniqueCommand,
+    Field(discriminator="type"),
+]
+
+
+class Request(_Msg):
+    """One command with the client's id for matching the reply."""
+
+    kind: Literal["request"] = "request"
+    id: int = Field(ge=0)
+    command: Command
+
+
+# ---- controller -> client ----
+
+
+class Reply(_Msg):
+    """Outcome of one request: accepted (and recorded), or refused with the reason."""
+
+    kind: Literal["reply"] = "reply"
+    id: int | None
+    ok: bool
+    error: str | None = None
+    rule_id: str | None = None
+
+
+class UltrasoundSnapshot(_Msg):
+    """One ultrasound device as the therapist sees it: requested next to measured."""
+
+    device: str
+    name: str
+    model: str
+    connected: bool
+    telemetry_age_ms: float | None
+    state: str | None
+    fault: str | None
+    output_active: bool
+    settings: UltrasoundSettings | None
+    intensity_setpoint_w_cm2: float | None
+    intensity_measured_w_cm2: float | None
+    head_temperature_c: float | None
+    coupling_pct: int | None
+    remaining_s: int | None
+    energy_j: int | None
+    last_error: str | None
+
+
+class AlarmSnapshot(_Msg):
+    """One alarm of the session."""
+
+    id: int
+    rule_id: str
+    priority: Literal["high", "medium", "low"]
+    device: str | None
+    message: str
+    what_to_do: str
+    latched: bool
+    cause_present: bool
+    active: bool
+    acknowledged: bool
+    acknowledged_by: str | None
+    raised_wall: str
+
+
+class TechniqueSnapshot(_Msg):
+    """A manual technique in progress."""
+
+    technique: str
+    region: str
+    side: Side
+    started_wall: str
+
+
+class LoopStats(_Msg):
+    """Core loop timing since the controller started."""
+
+    period_ms: float
+    ticks: int
+    lateness_p50_ms: float
+    lateness_p99_ms: float
+    lateness_max_ms: float
+    overruns: int
+
+
+class Snapshot(_Msg):
+    """The whole console state, pushed to every client."""
+
+    kind: Literal["snapshot"] = "snapshot"
+    seq: int
+    wall: str
+    session_id: str
+    room: str
+    devices: list[UltrasoundSnapshot]
+    alarms: list[AlarmSnapshot]
+    techniques: list[TechniqueSnapshot]
+    loop: LoopStats
+
+
+class ErrorMessage(_Msg):
+    """A line the controller could not understand (bad JSON, unknown command)."""
+
+    kind: Literal["error"] = "error"
+    error: str
+
+
+ServerMessage = Annotated[Reply | Snapshot | ErrorMessage, Field(discriminator="kind")]
+
+REQUEST_ADAPTER: TypeAdapter[Request] = TypeAdapter(Request)
+SERVER_ADAPTER: TypeAdapter[Reply | Snapshot | ErrorMessage] = TypeAdapter(ServerMessage)
+
+MAX_LINE_BYTES = 64 * 1024

@@ -1,0 +1,128 @@
+"""The `sessionconsole` command: controller, tui, demo, profiles and records."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from sessionconsole import __version__
+
+
+def _default_socket() -> str:
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
+    return str(Path(runtime) / f"sessionconsole-{os.getuid()}.sock")
+
+
+def _cmd_controller(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from sessionconsole.core.main import build_config, run_controller
+
+    try:
+        config = build_config(Path(args.room), Path(args.db), Path(args.socket))
+    except (OSError, ValidationError, ValueError) as exc:
+        print(f"sessionconsole controller: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    config = dataclasses.replace(config, period_s=1.0 / args.rate_hz)
+    asyncio.run(run_controller(config))
+    return 0
+
+
+def _cmd_tui(args: argparse.Namespace) -> int:
+    from sessionconsole.ui.app import run_tui
+
+    return run_tui(args.socket, operator=args.operator)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sessionconsole.demo import DemoStack
+    from sessionconsole.ui.app import run_tui
+
+    def hang_up(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)  # unwinds through the `with`, which stops everything
+
+    # A closed terminal (SIGHUP) or a kill (SIGTERM) must not leave the stack running.
+    signal.signal(signal.SIGHUP, hang_up)
+    signal.signal(signal.SIGTERM, hang_up)
+    # cli.py is the composition root: the only place that starts the UI.
+    with DemoStack(db=args.db) as stack:
+        print(
+            f"demo: session database {stack.db}, controller log {stack.log_path}", file=sys.stderr
+        )
+        code = run_tui(str(stack.socket_path), operator=args.operator)
+    print(f"demo: stopped; the session record is in {stack.db}", file=sys.stderr)
+    return code
+
+
+def _cmd_profiles_validate(args: argparse.Namespace) -> int:
+    from sessionconsole.model.validation import validate_profile_file
+
+    bad = 0
+    for name in args.files:
+        problems = validate_profile_file(Path(name))
+        for line in problems:
+            print(line)
+        if problems:
+            bad += 1
+        else:
+            print(f"{name}: OK")
+    return 2 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command-line interface."""
+    from sessionconsole.record import cli as records_cli
+
+    parser = argparse.ArgumentParser(prog="sessionconsole", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ctl = sub.add_parser("controller", help="run the core loop, devices and recorder (headless)")
+    ctl.add_argument("--room", required=True, help="room TOML file")
+    ctl.add_argument("--db", required=True, help="session database (SQLite)")
+    ctl.add_argument("--socket", default=_default_socket(), help="local API socket path")
+    ctl.add_argument("--rate-hz", type=float, default=100.0, help="core loop rate (default 100)")
+    ctl.set_defaults(func=_cmd_controller)
+
+    tui = sub.add_parser("tui", help="the therapist's terminal UI (a client of the controller)")
+    tui.add_argument("--socket", default=_default_socket(), help="controller API socket path")
+    tui.add_argument("--operator", default=os.environ.get("USER", "therapist"))
+    tui.set_defaults(func=_cmd_tui)
+
+    demo = sub.add_parser("demo", help="simulated US-1 + controller + TUI on embedded defaults")
+    demo.add_argument("--db", default=None, help="session database (default: a temporary file)")
+    demo.add_argument("--operator", default=os.environ.get("USER", "therapist"))
+    demo.set_defaults(func=_cmd_demo)
+
+    profiles = sub.add_parser("profiles", help="device profiles").add_subparsers(
+        dest="profiles_command", required=True
+    )
+    validate = profiles.add_parser("validate", help="check profile files; exit 2 if any is invalid")
+    validate.add_argument("files", nargs="+")
+    validate.set_defaults(func=_cmd_profiles_validate)
+
+    records_cli.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,482 @@
+"""The controller: owns the devices, runs the kernel every tick, records, and serves the API.
+
+Each tick: take the newest reading of each driver, run the kernel, hand stops to the drivers
+first and then the other writes, feed heartbeats (only from here: the charge pump), publish a
+snapshot, and pass new readings to the recorder. Nothing on the tick waits for I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sessionconsole import __version__
+from sessionconsole.api.messages import (
+    AcknowledgeCommand,
+    AlarmSnapshot,
+    ConfigureCommand,
+    Hello,
+    LogTechniqueCommand,
+    LoopStats,
+    Reply,
+    Request,
+    Snapshot,
+    StartCommand,
+    StopAllCommand,
+    StopCommand,
+    TechniqueSnapshot,
+    UltrasoundSnapshot,
+)
+from sessionconsole.core.server import ApiServer, ClientSession
+from sessionconsole.core.ticker import Ticker
+from sessionconsole.drivers.errors import DriverError
+from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
+from sessionconsole.model.limits import ClinicalLimits
+from sessionconsole.model.profile import DeviceProfile
+from sessionconsole.model.telemetry import UltrasoundReading
+from sessionconsole.model.vocabulary import Vocabulary
+from sessionconsole.record.recorder import Recorder
+from sessionconsole.safety import kernel
+from sessionconsole.safety import types as k
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_EVERY_TICKS = 5
+STATS_EVERY_TICKS = 100
+
+
+def wall_now() -> str:
+    """Wall-clock time for display, ISO 8601 UTC."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class _Pending:
+    """A command between its arrival and the kernel's decision."""
+
+    client: ClientSession
+    client_request_id: int
+    operator: str
+    command: Any
+    arrived_mono_ns: int
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """Everything the controller is built from."""
+
+    room_name: str
+    profiles: dict[str, DeviceProfile]
+    profile_hashes: dict[str, str]
+    clinical: ClinicalLimits
+    vocabulary: Vocabulary
+    db_path: Path
+    socket_path: Path
+    period_s: float = 0.01
+
+
+class Controller:
+    """Assembles drivers, kernel, recorder and API; see the module docstring for a tick."""
+
+    def __init__(self, config: ControllerConfig, clock: Callable[[], float] = time.monotonic):
+        self.config = config
+        self.clock = clock
+        self.drivers = {
+            name: Us1ModbusDriver(name, profile, clock=clock)
+            for name, profile in config.profiles.items()
+        }
+        limits = {n: k.device_limits(p, config.clinical) for n, p in config.profiles.items()}
+        self.state = k.initial_state(limits)
+        self.recorder = Recorder(config.db_path)
+        self.server = ApiServer(config.socket_path, self._on_request)
+        self.ticker = Ticker(config.period_s, self._tick, clock=clock)
+        self.session_id = ""
+        self._incoming: list[_Pending] = []
+        self._awaiting: dict[int, _Pending] = {}
+        self._next_rid = 1
+        self._last_sample: dict[str, float] = {}
+        self._techniques: dict[tuple[str, str, str], TechniqueSnapshot] = {}
+        self._snapshot_seq = 0
+        self._loop_stats = LoopStats(
+            period_ms=config.period_s * 1000,
+            ticks=0,
+            lateness_p50_ms=0,
+            lateness_p99_ms=0,
+            lateness_max_ms=0,
+            overruns=0,
+        )
+        self._background: set[asyncio.Future[Any]] = set()
+        self._stopping = False
+
+    # ---- lifecycle ----
+
+    async def start(self) -> None:
+        """Stop every device first, close any interrupted session, open this one, serve."""
+        found_running: list[str] = []
+        startup: dict[str, dict[str, Any]] = {}
+        for name, driver in self.drivers.items():
+            try:
+                reading = await driver.connect_and_stop()
+                startup[name] = {"stop_sent": True, "state_after_stop": reading.state}
+                if reading.running:
+                    found_running.append(name)
+            except DriverError as exc:
+                startup[name] = {"stop_sent": False, "error": str(exc)}
+                log.error("%s at start: %s", name, exc)
+        mono, wall = self._stamp(), wall_now()
+        interrupted = await asyncio.wrap_future(self.recorder.close_interrupted(mono, wall))
+        meta = {
+            "room": self.config.room_name,
+            "software_version": __version__,
+            "profiles": self.config.profile_hashes,
+            "devices": sorted(self.drivers),
+            "startup": startup,
+            "closed_as_interrupted": interrupted,
+        }
+        self.session_id = await asyncio.wrap_future(self.recorder.open_session(meta, mono, wall))
+        for name, profile in self.config.profiles.items():
+            self._record("stream_descriptor", _descriptor(name, profile, self.state.limits[name]))
+        for name in found_running:
+            self.state, actions = kernel.raise_found_running(self.state, name, self.clock())
+            self._dispatch(actions)
+        for driver in self.drivers.values():
+            driver.start()
+        await self.server.start()
+        log.info("controller serving on %s, session %s", self.config.socket_path, self.session_id)
+
+    async def run(self) -> None:
+        """Run the core loop until `shutdown`."""
+        await self.ticker.run()
+
+    async def shutdown(self, reason: str = "controller stopped by operator") -> None:
+        """Stop every output, end the session, close everything."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.ticker.stop()
+        for driver in self.drivers.values():
+            driver.request_stop()
+        await asyncio.sleep(0.05)  # let the drivers' I/O tasks put the stops on the wire
+        await self.server.close()
+        for driver in self.drivers.values():
+            await driver.close()
+        if self.session_id:
+            summary = {"alarms": len(self.state.alarms)}
+            self.recorder.end_session(
+                self.session_id, "completed", reason, summary, self._stamp(), wall_now()
+            )
+        self.recorder.close()
+
+    # ---- API ----
+
+    def _on_request(self, client: ClientSession, request: Request) -> None:
+        command = request.command
+        if isinstance(command, Hello):
+            client.operator, client.role, client.name = (
+                command.operator,
+                command.role,
+                command.client,
+            )
+            self._record("client_connected", command.model_dump())
+            client.reply(Reply(id=request.id, ok=True))
+            return
+        if client.operator is None:
+            client.reply(Reply(id=request.id, ok=False, error="send hello (operator, role) first"))
+            return
+        pending = _Pending(client, request.id, client.operator, command, self._stamp())
+        if isinstance(command, LogTechniqueCommand):
+            self._log_technique(pending, command)
+            return
+        self._incoming.append(pending)
+
+    def _log_technique(self, pending: _Pending, command: LogTechniqueCommand) -> None:
+        vocab = self.config.vocabulary
+        problem = None
+        if command.technique not in vocab.technique_ids():
+            problem = f"unknown technique '{command.technique}'"
+        elif command.region not in vocab.region_ids():
+            problem = f"unknown body region '{command.region}'"
+        key = (command.technique, command.region, command.side)
+        if problem is None and command.action == "end" and key not in self._techniques:
+            problem = f"{command.technique} on {command.region} ({command.side}) was not begun"
+        if problem is not None:
+            pending.client.reply(Reply(id=pending.client_request_id, ok=False, error=problem))
+            return
+        if command.action == "begin":
+            self._techniques[key] = TechniqueSnapshot(
+                technique=command.technique,
+                region=command.region,
+                side=command.side,
+                started_wall=wall_now(),
+            )
+        else:
+            self._techniques.pop(key, None)
+        payload = {**command.model_dump(exclude={"type"}), "operator": pending.operator}
+        self._reply_when_recorded(
+            pending, "technique", payload, Reply(id=pending.client_request_id, ok=True)
+        )
+
+    def _to_kernel(self, rid: int, pending: _Pending) -> k.Command | None:
+        c = pending.command
+        if isinstance(c, ConfigureCommand):
+            return k.Configure(rid, c.device, c.settings)
+        if isinstance(c, StartCommand):
+            return k.Start(rid, c.device)
+        if isinstance(c, StopCommand):
+            return k.Stop(rid, c.device)
+        if isinstance(c, StopAllCommand):
+            return k.StopAll(rid)
+        if isinstance(c, AcknowledgeCommand):
+            return k.Acknowledge(rid, c.alarm_id, pending.operator)
+        return None
+
+    # ---- the tick ----
+
+    def _tick(self, now: float) -> None:
+        commands: list[k.Command] = []
+        for pending in self._incoming:
+            rid, self._next_rid = self._next_rid, self._next_rid + 1
+            command = self._to_kernel(rid, pending)
+            if command is None:
+                pending.client.reply(
+                    Reply(id=pending.client_request_id, ok=False, error="unsupported")
+                )
+                continue
+            self._awaiting[rid] = pending
+            commands.append(command)
+        self._incoming = []
+        readings = {name: d.latest for name, d in self.drivers.items()}
+        self.state, actions = kernel.step(self.state, k.Inputs(readings, tuple(commands)), now)
+        self._dispatch(actions)
+        self._sample(readings)
+        ticks = self.ticker.stats.ticks
+        if ticks % STATS_EVERY_TICKS == 0:
+            s = self.ticker.stats.summary()
+            self._loop_stats = LoopStats(
+                period_ms=self.config.period_s * 1000,
+                ticks=s.ticks,
+                lateness_p50_ms=s.p50_ms,
+                lateness_p99_ms=s.p99_ms,
+                lateness_max_ms=s.max_ms,
+                overruns=s.overruns,
+            )
+        if ticks % SNAPSHOT_EVERY_TICKS == 0:
+            self.server.broadcast(self.snapshot().model_dump_json().encode() + b"\n")
+
+    def _dispatch(self, actions: list[k.Action]) -> None:
+        """Carry out the kernel's actions in order (stops are first in the list)."""
+        for action in actions:
+            match action:
+                case k.SendStop(device=device, reason=reason):
+                    self.drivers[device].request_stop()
+                    self._record_later("stop_sent", {"device": device, "reason": reason})
+                case k.SendConfigure(device=device, settings=settings):
+                    self.drivers[device].request_configure(settings)
+                case k.SendIntensity(device=device, intensity_w_cm2=value):
+                    self.drivers[device].request_intensity(value)
+                case k.SendStart(device=device):
+                    self.drivers[device].request_start()
+                case k.SendResetFault(device=device):
+                    self.drivers[device].request_reset_fault()
+                    self._record_later("reset_fault_sent", {"device": device})
+                case k.SendHeartbeat(device=device):
+                    self.drivers[device].request_heartbeat()
+                case k.AlarmChanged(alarm=alarm, change=change):
+                    self._record_later("alarm", {"change": change, **_alarm_payload(alarm)})
+                case k.Accepted(request_id=rid):
+                    self._settle(rid, None)
+                case k.Refused(request_id=rid):
+                    self._settle(rid, action)
+
+    def _settle(self, rid: int, refusal: k.Refused | None) -> None:
+        pending = self._awaiting.pop(rid, None)
+        if pending is None:
+            return
+        payload = {
+            "operator": pending.operator,
+            "client": pending.client.name,
+            "command": pending.command.model_dump(mode="json"),
+            "arrived_mono_ns": pending.arrived_mono_ns,
+        }
+        if refusal is None:
+            reply = Reply(id=pending.client_request_id, ok=True)
+            self._reply_when_recorded(pending, "operator_action", payload, reply)
+        else:
+            payload.update(rule_id=refusal.rule_id, reason=refusal.reason)
+            reply = Reply(
+                id=pending.client_request_id,
+                ok=False,
+                error=refusal.reason,
+                rule_id=refusal.rule_id,
+            )
+            self._reply_when_recorded(pending, "refusal", payload, reply)
+
+    # ---- recording ----
+
+    def _stamp(self) -> int:
+        return int(self.clock() * 1e9)
+
+    def _record(self, kind: str, payload: dict[str, Any]) -> Future[Any]:
+        return self.recorder.submit(self.session_id, kind, payload, self._stamp(), wall_now())
+
+    def _record_later(self, kind: str, payload: dict[str, Any]) -> None:
+        """Durable entry whose outcome nobody waits for; failures are logged."""
+        if not self.session_id:
+            return
+        future = self._record(kind, payload)
+        future.add_done_callback(_log_failure(kind))
+
+    def _reply_when_recorded(
+        self, pending: _Pending, kind: str, payload: dict[str, Any], reply: Reply
+    ) -> None:
+        """Tell the operator only once the entry is synced to disk (DESIGN: durability)."""
+        wrapped = asyncio.wrap_future(self._record(kind, payload))
+
+        def done(fut: asyncio.Future[Any]) -> None:
+            self._background.discard(fut)
+            if fut.exception() is not None:
+                pending.client.reply(
+                    Reply(id=reply.id, ok=False, error=f"not recorded: {fut.exception()}")
+                )
+            else:
+                pending.client.reply(reply)
+
+        self._background.add(wrapped)
+        wrapped.add_done_callback(done)
+
+    def _sample(self, readings: dict[str, UltrasoundReading | None]) -> None:
+        for name, r in readings.items():
+            if r is None or self._last_sample.get(name) == r.received_mono_s:
+                continue
+            self._last_sample[name] = r.received_mono_s
+            self.recorder.add_sample(
+                self.session_id, name, int(r.received_mono_s * 1e9), _sample_values(r)
+            )
+
+    # ---- snapshot ----
+
+    def snapshot(self) -> Snapshot:
+        """The whole state as clients see it."""
+        self._snapshot_seq += 1
+        now = self.clock()
+        devices = []
+        for name, driver in self.drivers.items():
+            r = driver.latest
+            devices.append(
+                UltrasoundSnapshot(
+                    device=name,
+                    name=driver.profile.name,
+                    model="US-1",
+                    connected=driver.connected,
+                    telemetry_age_ms=None if r is None else (now - r.received_mono_s) * 1000,
+                    state=None if r is None else r.state,
+                    fault=None if r is None else r.fault,
+                    output_active=bool(r and r.output_active),
+                    settings=self.state.devices[name].settings,
+                    intensity_setpoint_w_cm2=None if r is None else r.intensity_setpoint_w_cm2,
+                    intensity_measured_w_cm2=None if r is None else r.intensity_measured_w_cm2,
+                    head_temperature_c=None if r is None else r.head_temperature_c,
+                    coupling_pct=None if r is None else r.coupling_pct,
+                    remaining_s=None if r is None else r.remaining_s,
+                    energy_j=None if r is None else r.energy_j,
+                    last_error=driver.last_error,
+                )
+            )
+        alarms = [_alarm_snapshot(a, now) for a in self.state.alarms]
+        return Snapshot(
+            seq=self._snapshot_seq,
+            wall=wall_now(),
+            session_id=self.session_id,
+            room=self.config.room_name,
+            devices=devices,
+            alarms=alarms,
+            techniques=list(self._techniques.values()),
+            loop=self._loop_stats,
+        )
+
+
+def _sample_values(r: UltrasoundReading) -> dict[str, float | int | str | bool | None]:
+    return {
+        "state": r.state,
+        "fault": r.fault,
+        "output_active": r.output_active,
+        "intensity_setpoint_w_cm2": r.intensity_setpoint_w_cm2,
+        "intensity_measured_w_cm2": r.intensity_measured_w_cm2,
+        "power_measured_w": r.power_measured_w,
+        "head_temperature_c": r.head_temperature_c,
+        "coupling_pct": r.coupling_pct,
+        "remaining_s": r.remaining_s,
+        "energy_j": r.energy_j,
+    }
+
+
+def _descriptor(name: str, profile: DeviceProfile, limits: k.DeviceLimits) -> dict[str, Any]:
+    return {
+        "device": name,
+        "model": "US-1",
+        "profile": profile.name,
+        "keys": {
+            "intensity_setpoint_w_cm2": {"unit": "W/cm2", "max": limits.max_intensity.value},
+            "intensity_measured_w_cm2": {"unit": "W/cm2"},
+            "power_measured_w": {"unit": "W"},
+            "head_temperature_c": {"unit": "Cel", "trip": limits.head_temp_trip_c},
+            "coupling_pct": {"unit": "%"},
+            "remaining_s": {"unit": "s"},
+            "energy_j": {"unit": "J"},
+            "state": {"unit": None},
+            "fault": {"unit": None},
+            "output_active": {"unit": None},
+        },
+        "stale_limit_s": limits.stale_limit_s,
+    }
+
+
+def _alarm_payload(alarm: k.Alarm) -> dict[str, Any]:
+    return {
+        "alarm_id": alarm.id,
+        "rule_id": alarm.rule.id,
+        "priority": alarm.rule.priority.value,
+        "device": alarm.device,
+        "message": alarm.message,
+        "what_to_do": alarm.rule.what_to_do,
+        "acknowledged_by": alarm.acknowledged_by,
+    }
+
+
+def _alarm_snapshot(alarm: k.Alarm, now: float) -> AlarmSnapshot:
+    raised_wall = datetime.fromtimestamp(time.time() - (now - alarm.raised_s), UTC)
+    return AlarmSnapshot(
+        id=alarm.id,
+        rule_id=alarm.rule.id,
+        priority=alarm.rule.priority.value,
+        device=alarm.device,
+        message=alarm.message,
+        what_to_do=alarm.rule.what_to_do,
+        latched=alarm.rule.latched,
+        cause_present=alarm.cause_present,
+        active=alarm.active,
+        acknowledged=alarm.acknowledged_s is not None,
+        acknowledged_by=alarm.acknowledged_by,
+        raised_wall=raised_wall.isoformat(timespec="seconds"),
+    )
+
+
+def _log_failure(kind: str) -> Callable[[Future[Any]], None]:
+    def check(fut: Future[Any]) -> None:
+        if fut.exception() is not None:
+            log.error("could not record %s: %s", kind, fut.exception())
+
+    return check
+
+
+def profile_hash(path: Path) -> str:
+    """SHA-256 of a profile file as read, for the session start entry."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()

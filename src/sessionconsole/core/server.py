@@ -1,0 +1,144 @@
+"""The controller's local API server: JSON lines on an owner-only Unix socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from sessionconsole.api.messages import (
+    MAX_LINE_BYTES,
+    REQUEST_ADAPTER,
+    ErrorMessage,
+    Reply,
+    Request,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_CLIENT_BUFFER = 1024 * 1024
+
+
+@dataclass(eq=False)
+class ClientSession:
+    """One connected client: who operates it, and where replies go."""
+
+    id: int
+    writer: asyncio.StreamWriter
+    operator: str | None = None
+    role: str | None = None
+    name: str = "unknown"
+    closed: bool = field(default=False)
+
+    def send_line(self, line: bytes) -> None:
+        """Queue one line; a client that stops reading is dropped rather than slowing the loop."""
+        if self.closed:
+            return
+        transport = self.writer.transport
+        if transport.get_write_buffer_size() > MAX_CLIENT_BUFFER:
+            log.warning("client %d (%s) is not reading; dropping it", self.id, self.name)
+            self.close()
+            return
+        self.writer.write(line)
+
+    def reply(self, reply: Reply) -> None:
+        """Send a reply."""
+        self.send_line(reply.model_dump_json().encode() + b"\n")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.closed = True
+        self.writer.close()
+
+
+class ApiServer:
+    """Accepts clients and hands each parsed request to `on_request`; broadcasts lines."""
+
+    def __init__(
+        self,
+        socket_path: Path,
+        on_request: Callable[[ClientSession, Request], None],
+        on_disconnect: Callable[[ClientSession], None] | None = None,
+    ) -> None:
+        self.socket_path = socket_path
+        self.on_request = on_request
+        self.on_disconnect = on_disconnect
+        self.clients: set[ClientSession] = set()
+        self._ids = itertools.count(1)
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        """Listen on the socket (replacing a stale socket file), readable by the owner only."""
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=str(self.socket_path), limit=MAX_LINE_BYTES
+            )
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.socket_path, 0o600)
+
+    async def close(self) -> None:
+        """Stop listening and close every client."""
+        for client in list(self.clients):
+            client.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+    def broadcast(self, line: bytes) -> None:
+        """Send one line to every client."""
+        for client in list(self.clients):
+            client.send_line(line)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        client = ClientSession(next(self._ids), writer)
+        self.clients.add(client)
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:
+                    self._error(client, f"line longer than {MAX_LINE_BYTES} bytes; closing")
+                    break
+                if not line:
+                    break
+                try:
+                    request = REQUEST_ADAPTER.validate_json(line)
+                except ValidationError as exc:
+                    self._error(client, _describe(exc))
+                    continue
+                self.on_request(client, request)
+        except (ConnectionError, OSError) as exc:
+            log.info("client %d disconnected: %s", client.id, exc)
+        finally:
+            self.clients.discard(client)
+            client.closed = True
+            writer.close()
+            if self.on_disconnect is not None:
+                self.on_disconnect(client)
+
+    @staticmethod
+    def _error(client: ClientSession, message: str) -> None:
+        client.send_line(ErrorMessage(error=message).model_dump_json().encode() + b"\n")
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per problem: where in the message, and what was wrong."""
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "message"
+        parts.append(f"{where}: {err['msg']}")
+    return "invalid request: " + "; ".join(parts)

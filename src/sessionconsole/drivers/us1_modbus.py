@@ -1,0 +1,318 @@
+"""US-1 ultrasound driver over Modbus TCP (pymodbus async client).
+
+One I/O task owns the connection, so requests never interleave: a pending stop goes first,
+then queued writes, then a heartbeat if the core asked for one, then the telemetry poll.
+The newest reading sits in `latest` for the core loop to take. The driver sends heartbeats
+only when asked (`request_heartbeat`): it has no heartbeat timer of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+
+from sessionconsole.drivers.errors import DeviceRejected, DeviceUnreachable, WrongDevice
+from sessionconsole.model.profile import Us1Profile
+from sessionconsole.model.settings import UltrasoundSettings
+from sessionconsole.model.telemetry import UltrasoundReading
+from sessionconsole.protocols import us1
+
+log = logging.getLogger(__name__)
+
+BACKOFF_INITIAL_S = 0.1
+BACKOFF_MAX_S = 2.0
+MODBUS_EXCEPTIONS = {
+    1: "illegal function",
+    2: "illegal address",
+    3: "value not allowed",
+    4: "device failure",
+    6: "device busy (not allowed in this state)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What the unit says it is."""
+
+    model_code: int
+    serial: int
+    era_cm2: float
+    bnr: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One queued write: a block of holding registers starting at `address`."""
+
+    label: str
+    address: int
+    values: tuple[int, ...]
+
+
+class Us1ModbusDriver:
+    """Drives one US-1 over Modbus TCP; see the module docstring for the I/O discipline."""
+
+    def __init__(
+        self,
+        device_id: str,
+        profile: Us1Profile,
+        clock: Callable[[], float] = time.monotonic,
+        on_error: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.device_id = device_id
+        self.profile = profile
+        self.clock = clock
+        self.on_error = on_error
+        self.latest: UltrasoundReading | None = None
+        self.identity: Identity | None = None
+        self.connected = False
+        self.last_error: str | None = None
+        self.stops_sent = 0
+        self._stop_pending = False
+        self._heartbeat_pending = False
+        self._heartbeat_counter = 0
+        self._writes: deque[_Write] = deque()
+        self._wake = asyncio.Event()
+        self._client: AsyncModbusTcpClient | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._poll_period_s = 1.0 / profile.link.telemetry_hz
+
+    # ---- requests from the core loop (never block) ----
+
+    def request_stop(self) -> None:
+        """Stop the output as soon as possible, ahead of anything queued."""
+        self._stop_pending = True
+        self._writes = deque(w for w in self._writes if w.label != "start")
+        self._wake.set()
+
+    def request_configure(self, settings: UltrasoundSettings) -> None:
+        """Write frequency, intensity, duty and time in one all-or-nothing write."""
+        self._queue(_Write("configure", us1.HR_FREQUENCY, tuple(us1.encode_settings(settings))))
+
+    def request_intensity(self, intensity_w_cm2: float) -> None:
+        """Write a new intensity setpoint; the device ramps to it."""
+        self._queue(_Write("intensity", us1.HR_INTENSITY, (us1.encode_intensity(intensity_w_cm2),)))
+
+    def request_start(self) -> None:
+        """Start the output."""
+        self._queue(_Write("start", us1.HR_COMMAND, (us1.CMD_START,)))
+
+    def request_reset_fault(self) -> None:
+        """Reset the device's latched fault (the kernel sends it only after an acknowledgement)."""
+        self._queue(_Write("reset_fault", us1.HR_COMMAND, (us1.CMD_RESET_FAULT,)))
+
+    def request_heartbeat(self) -> None:
+        """Feed the watchdog once; called by the tick that ran the kernel."""
+        self._heartbeat_pending = True
+        self._wake.set()
+
+    def _queue(self, write: _Write) -> None:
+        self._writes.append(write)
+        self._wake.set()
+
+    # ---- lifecycle ----
+
+    def start(self) -> None:
+        """Start the I/O task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"driver-{self.device_id}")
+
+    async def close(self) -> None:
+        """Stop the I/O task and close the connection."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._disconnect()
+
+    async def connect_and_stop(self, timeout_s: float = 2.0) -> UltrasoundReading:
+        """At controller start: connect, identify, command STOP, and read the state back.
+
+        Raises a DriverError when the unit cannot be reached or is not the profiled one.
+        """
+        deadline = self.clock() + timeout_s
+        while True:
+            try:
+                await self._connect()
+                await self._write_block(_Write("stop", us1.HR_COMMAND, (us1.CMD_STOP,)))
+                self.stops_sent += 1
+                await self._poll()
+                assert self.latest is not None
+                return self.latest
+            except DeviceUnreachable:
+                self._disconnect()
+                if self.clock() >= deadline:
+                    raise
+                await asyncio.sleep(BACKOFF_INITIAL_S)
+
+    # ---- the I/O task ----
+
+    async def _run(self) -> None:
+        backoff = BACKOFF_INITIAL_S
+        while True:
+            try:
+                if self._client is None or not self.connected:
+                    await self._connect()
+                    backoff = BACKOFF_INITIAL_S
+                await self._serve()
+            except asyncio.CancelledError:
+                raise
+            except (DeviceUnreachable, WrongDevice) as exc:
+                self._report(str(exc))
+                self._disconnect()
+                # Nothing but a stop survives a lost link: never replay a start.
+                self._writes.clear()
+                self._heartbeat_pending = False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _serve(self) -> None:
+        next_poll = self.clock()
+        while True:
+            if self._stop_pending:
+                self._stop_pending = False
+                await self._write_checked(_Write("stop", us1.HR_COMMAND, (us1.CMD_STOP,)))
+                self.stops_sent += 1
+                continue
+            if self._writes:
+                await self._write_checked(self._writes.popleft())
+                continue
+            if self._heartbeat_pending:
+                self._heartbeat_pending = False
+                self._heartbeat_counter = (self._heartbeat_counter + 1) & 0xFFFF
+                await self._write_checked(
+                    _Write("heartbeat", us1.HR_HEARTBEAT, (self._heartbeat_counter,))
+                )
+                continue
+            now = self.clock()
+            if now >= next_poll:
+                await self._poll()
+                next_poll = max(next_poll + self._poll_period_s, self.clock())
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), next_poll - now)
+
+    async def _connect(self) -> None:
+        link = self.profile.link
+        self._disconnect()
+        client = AsyncModbusTcpClient(
+            link.host,
+            port=link.port,
+            timeout=link.request_timeout_ms / 1000.0,
+            retries=0,
+            reconnect_delay=0,
+        )
+        self._client = client
+        if not await client.connect():
+            raise DeviceUnreachable(
+                f"{self.device_id}: no Modbus TCP connection to {link.host}:{link.port}"
+            )
+        inputs = await self._read("input", us1.IR_COUNT)
+        model, serial, era, bnr = us1.decode_identity(inputs)
+        if model != us1.MODEL_CODE:
+            raise WrongDevice(
+                f"{self.device_id}: model code 0x{model:04X} at {link.host}:{link.port}, "
+                f"expected 0x{us1.MODEL_CODE:04X} (US-1)"
+            )
+        for name, reported, profiled in (
+            ("ERA", era, self.profile.era_cm2),
+            ("BNR", bnr, self.profile.bnr),
+        ):
+            if abs(reported - profiled) > 0.05:
+                raise WrongDevice(
+                    f"{self.device_id}: the head reports {name} {reported} but the profile says "
+                    f"{profiled}; the device is the truth, correct the profile"
+                )
+        self.identity = Identity(model, serial, era, bnr)
+        await self._write_block(_Write("watchdog", us1.HR_WATCHDOG, (self.profile.watchdog_ms,)))
+        self.connected = True
+        self.last_error = None
+        log.info("%s: connected to US-1 serial %d", self.device_id, serial)
+
+    def _disconnect(self) -> None:
+        self.connected = False
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def _poll(self) -> None:
+        holding = await self._read("holding", us1.HR_COUNT)
+        inputs = await self._read("input", us1.IR_COUNT)
+        discrete = await self._read_discrete()
+        try:
+            self.latest = us1.decode_reading(holding, inputs, discrete, self.clock())
+        except us1.Us1DecodeError as exc:
+            raise DeviceUnreachable(f"{self.device_id}: {exc}") from exc
+
+    async def _read(self, table: str, count: int) -> list[int]:
+        client = self._require_client()
+        reader = (
+            client.read_holding_registers if table == "holding" else client.read_input_registers
+        )
+        response = await self._call(reader, 0, count=count, device_id=self.profile.link.device_id)
+        if response.isError():
+            raise DeviceUnreachable(f"{self.device_id}: {table} register read refused: {response}")
+        return list(response.registers[:count])
+
+    async def _read_discrete(self) -> list[bool]:
+        client = self._require_client()
+        response = await self._call(
+            client.read_discrete_inputs,
+            0,
+            count=us1.DI_COUNT,
+            device_id=self.profile.link.device_id,
+        )
+        if response.isError():
+            raise DeviceUnreachable(f"{self.device_id}: discrete input read refused: {response}")
+        return [bool(b) for b in response.bits[: us1.DI_COUNT]]
+
+    async def _write_block(self, write: _Write) -> None:
+        client = self._require_client()
+        response = await self._call(
+            client.write_registers,
+            write.address,
+            list(write.values),
+            device_id=self.profile.link.device_id,
+        )
+        if response.isError():
+            code = getattr(response, "exception_code", 0)
+            raise DeviceRejected(
+                f"{self.device_id}: {write.label} refused by the device: exception "
+                f"{code:02d} ({MODBUS_EXCEPTIONS.get(code, 'unknown')})"
+            )
+
+    async def _write_checked(self, write: _Write) -> None:
+        """A write whose refusal is reported but does not drop the link."""
+        try:
+            await self._write_block(write)
+        except DeviceRejected as exc:
+            self._report(str(exc))
+
+    async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except (ModbusException, OSError, TimeoutError) as exc:
+            raise DeviceUnreachable(f"{self.device_id}: {type(exc).__name__}: {exc}") from exc
+
+    def _require_client(self) -> AsyncModbusTcpClient:
+        if self._client is None:
+            raise DeviceUnreachable(f"{self.device_id}: not connected")
+        return self._client
+
+    def _report(self, message: str) -> None:
+        if message != self.last_error:
+            log.warning("%s", message)
+        self.last_error = message
+        if self.on_error is not None:
+            self.on_error(self.device_id, message)

@@ -1,0 +1,41 @@
+"""Profile validation that names file, field, bad value and what is allowed, one line each."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from sessionconsole.model.profile import Us1Profile
+
+PROFILE_KINDS = {"us1": Us1Profile}
+
+
+def validate_profile_file(path: Path) -> list[str]:
+    """Every problem of one profile file as a printable line; an empty list when valid."""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        return [f"{path}: cannot read: {exc.strerror or exc}"]
+    except tomllib.TOMLDecodeError as exc:
+        return [f"{path}: not valid TOML: {exc}"]
+    kind = data.get("kind")
+    model = PROFILE_KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        allowed = ", ".join(sorted(PROFILE_KINDS))
+        return [f"{path}: kind = {kind!r}: unknown device kind (allowed: {allowed})"]
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        return [_line(path, err) for err in exc.errors()]
+    return []
+
+
+def _line(path: Path, err: object) -> str:
+    assert isinstance(err, dict)
+    where = ".".join(str(p) for p in err.get("loc", ())) or "(file)"
+    if err.get("type") == "extra_forbidden":
+        return f"{path}: {where} = {err.get('input')!r}: unknown field (not part of a profile)"
+    return f"{path}: {where} = {err.get('input')!r}: {err.get('msg')}"

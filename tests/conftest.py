@@ -1,0 +1,45 @@
+"""Shared fixtures: a real US-1 simulator, a controller process driving it, an API client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from sessionconsole.api.client import ControllerClient
+from sessionconsole.testing import SimProcess
+from tests.support import ControllerProcess, write_room
+
+
+@pytest.fixture
+def sim() -> Iterator[SimProcess]:
+    """A US-1 simulator on a free loopback port."""
+    process = SimProcess("us1").start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def controller(sim: SimProcess, tmp_path: Path) -> Iterator[ControllerProcess]:
+    """A controller driving `sim`, watchdog 300 ms."""
+    _, port = sim.modbus_tcp
+    room = write_room(tmp_path, port)
+    ctl = ControllerProcess(room, tmp_path / "sessions.db", tmp_path / "api.sock").start()
+    try:
+        yield ctl
+    finally:
+        ctl.stop()
+
+
+@pytest.fixture
+async def client(controller: ControllerProcess) -> AsyncIterator[ControllerClient]:
+    """A connected API client, operator 'tester'."""
+    c = ControllerClient(str(controller.socket_path), operator="tester", client_name="pytest")
+    await c.connect()
+    try:
+        yield c
+    finally:
+        await c.close()

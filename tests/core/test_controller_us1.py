@@ -1,0 +1,174 @@
+"""Controller process + US-1 simulator over Modbus TCP on loopback: the foundation's scenarios."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from sessionconsole.api.client import ControllerClient
+from sessionconsole.api.messages import (
+    AcknowledgeCommand,
+    ConfigureCommand,
+    LogTechniqueCommand,
+    StartCommand,
+    StopAllCommand,
+)
+from sessionconsole.model.settings import UltrasoundSettings
+from sessionconsole.testing import SimProcess
+from tests.support import ControllerProcess, entries, wait_for, write_room
+
+SETTINGS = UltrasoundSettings(frequency_khz=1000, intensity_w_cm2=1.0, duty_pct=100, time_s=300)
+
+
+async def start_output(client: ControllerClient, sim: SimProcess) -> None:
+    """Configure and start the US-1 through the API; wait until the simulator emits."""
+    reply = await client.send(ConfigureCommand(device="us1", settings=SETTINGS))
+    assert reply.ok, reply.error
+    await wait_for(lambda: sim.request({"op": "state"})["holding"][1] == 100)
+    reply = await client.send(StartCommand(device="us1"))
+    assert reply.ok, reply.error
+    await wait_for(lambda: sim.request({"op": "state"})["state"] == "RUNNING")
+
+
+def alarm_entries(db: Path, rule_id: str) -> list[dict[str, object]]:
+    return [e.payload for e in entries(db) if e.kind == "alarm" and e.payload["rule_id"] == rule_id]
+
+
+async def test_session_runs_and_snapshots_show_live_values(
+    client: ControllerClient, sim: SimProcess, controller: ControllerProcess
+) -> None:
+    await start_output(client, sim)
+    snap = await wait_for(
+        lambda: (
+            client.latest
+            and client.latest.devices[0].intensity_measured_w_cm2
+            and client.latest.devices[0].intensity_measured_w_cm2 > 0.2
+            and client.latest
+        )
+    )
+    us = snap.devices[0]
+    assert us.state == "RUNNING" and us.output_active and us.connected
+    assert us.settings == SETTINGS and us.intensity_setpoint_w_cm2 == 1.0
+    # Snapshots arrive at least ten times a second.
+    first = (await client.wait_snapshot()).seq
+    await asyncio.sleep(1.0)
+    assert client.latest is not None and client.latest.seq - first >= 10
+    # Techniques are validated against the vocabulary and recorded before the reply.
+    ok = await client.send(
+        LogTechniqueCommand(action="begin", technique="deep_tissue", region="lumbar")
+    )
+    assert ok.ok
+    bad = await client.send(LogTechniqueCommand(action="begin", technique="reiki", region="lumbar"))
+    assert not bad.ok and "unknown technique 'reiki'" in (bad.error or "")
+    kinds = [e.kind for e in entries(controller.db)]
+    assert kinds[0] == "session_start" and "stream_descriptor" in kinds
+    assert kinds.count("operator_action") >= 2 and "technique" in kinds
+
+
+async def test_setpoint_above_limit_is_refused_and_never_reaches_the_device(
+    client: ControllerClient, sim: SimProcess, controller: ControllerProcess
+) -> None:
+    too_high = SETTINGS.model_copy(update={"intensity_w_cm2": 2.5})
+    reply = await client.send(ConfigureCommand(device="us1", settings=too_high))
+    assert not reply.ok and reply.rule_id == "SETPOINT_LIMIT"
+    assert "max_intensity_w_cm2" in (reply.error or "")
+    await asyncio.sleep(0.2)
+    assert sim.request({"op": "state"})["holding"][1] == 0
+    assert any(e.kind == "refusal" for e in entries(controller.db))
+
+
+async def test_injected_overtemp_stops_the_device_and_latches_an_alarm(
+    client: ControllerClient, sim: SimProcess, controller: ControllerProcess
+) -> None:
+    await start_output(client, sim)
+    assert sim.request({"op": "inject", "fault": "overtemp"})["ok"]
+    await wait_for(lambda: alarm_entries(controller.db, "HEAD_OVERTEMP"), timeout_s=5)
+    stops = [e.payload for e in entries(controller.db) if e.kind == "stop_sent"]
+    assert any("HEAD_OVERTEMP" in str(s["reason"]) for s in stops)
+    state = sim.request({"op": "state"})
+    assert not state["physics"]["output_active"]
+    snap = await client.wait_snapshot()
+    [alarm] = [a for a in snap.alarms if a.rule_id == "HEAD_OVERTEMP"]
+    assert alarm.latched and alarm.active and alarm.priority == "high"
+    # Acknowledge while still hot: recorded, but the latch holds.
+    assert (await client.send(AcknowledgeCommand())).ok
+    await asyncio.sleep(0.3)
+    snap = await client.wait_snapshot()
+    assert any(a.rule_id == "HEAD_OVERTEMP" and a.active for a in snap.alarms)
+    refused = await client.send(StartCommand(device="us1"))
+    assert not refused.ok and refused.rule_id == "HEAD_OVERTEMP"
+
+
+async def test_link_drop_stops_and_alarms(
+    client: ControllerClient, sim: SimProcess, controller: ControllerProcess
+) -> None:
+    await start_output(client, sim)
+    assert sim.request({"op": "link", "mode": "drop"})["ok"]
+    dropped_at = time.monotonic()
+    await wait_for(lambda: alarm_entries(controller.db, "COMMS_LOSS"), timeout_s=3)
+    detected_s = time.monotonic() - dropped_at
+    assert detected_s < 2.0, detected_s
+    assert any(e.kind == "stop_sent" for e in entries(controller.db))
+    # The link is dead, so the stop cannot arrive; no heartbeat can either: the device's
+    # watchdog (300 ms) stops the output.
+    await wait_for(lambda: not sim.request({"op": "state"})["physics"]["output_active"], 3)
+    assert sim.request({"op": "link", "mode": "ok"})["ok"]
+    snap = await wait_for(
+        lambda: client.latest and client.latest.devices[0].connected and client.latest, 5
+    )
+    assert any(a.rule_id == "COMMS_LOSS" and a.active for a in snap.alarms)
+
+
+async def test_stop_all_over_the_api_stops_and_latches(
+    client: ControllerClient, sim: SimProcess, controller: ControllerProcess
+) -> None:
+    await start_output(client, sim)
+    assert (await client.send(StopAllCommand())).ok
+    await wait_for(lambda: sim.request({"op": "state"})["state"] == "IDLE", 2)
+    await wait_for(lambda: client.latest and client.latest.devices[0].state == "IDLE", 2)
+    refused = await client.send(StartCommand(device="us1"))
+    assert not refused.ok and refused.rule_id == "OPERATOR_STOP"
+    assert (await client.send(AcknowledgeCommand())).ok
+    assert (await client.send(StartCommand(device="us1"))).ok
+
+
+async def test_controller_killed_the_device_watchdog_stops_the_output(
+    client: ControllerClient, sim: SimProcess, controller: ControllerProcess
+) -> None:
+    await start_output(client, sim)
+    controller.kill()
+    killed_at = time.monotonic()
+    await wait_for(lambda: not sim.request({"op": "state"})["physics"]["output_active"], 3, 0.01)
+    elapsed = time.monotonic() - killed_at
+    # Watchdog 300 ms; the ICD contract allows +250 ms; the last heartbeat was <= 50 ms before.
+    assert elapsed <= 0.3 + 0.25, elapsed
+    assert sim.request({"op": "state"})["fault"] == "WATCHDOG"
+
+
+async def test_restarted_controller_stops_a_running_output_first_thing(
+    sim: SimProcess, tmp_path: Path
+) -> None:
+    _, port = sim.modbus_tcp
+    room = write_room(tmp_path, port, watchdog_ms=5000)
+    db, sock = tmp_path / "s.db", tmp_path / "api.sock"
+    first = ControllerProcess(room, db, sock).start()
+    client = ControllerClient(str(sock), operator="tester")
+    await client.connect()
+    await start_output(client, sim)
+    await client.close()
+    first.kill()
+    # The output keeps running (a 5 s watchdog) until the new controller stops it.
+    assert sim.request({"op": "state"})["physics"]["output_active"]
+    started = time.monotonic()
+    second = ControllerProcess(room, db, sock).start()
+    try:
+        await wait_for(
+            lambda: not sim.request({"op": "state"})["physics"]["output_active"], 3, 0.01
+        )
+        assert time.monotonic() - started < 3.0  # far inside the 5 s watchdog
+        assert sim.request({"op": "state"})["fault"] == "NONE"  # a stop, not the watchdog
+        ends = [e.payload for e in entries(db) if e.kind == "session_end"]
+        assert ends and ends[0]["exit_status"] == "interrupted"
+    finally:
+        second.stop()
