@@ -1,65 +1,60 @@
-"""`python -m device_sims MODEL ...`: start one simulator (one argparse subcommand per model)."""
+"""`python -m device_sims MODEL ...`: start one simulator (one argparse subcommand per model).
+
+Each model is a package with a `cli` module providing `HELP`, `add_arguments(parser)` and
+`run(args) -> int`; models are found by name, so adding one touches no shared file.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
+import importlib.util
 import logging
 import sys
-from pathlib import Path
+from types import ModuleType
 
-from .us1.app import US1Options, run_us1
-
-
-def parse_hostport(text: str) -> tuple[str, int]:
-    """Parse HOST:PORT (port 0 = a free port) for argparse."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
+MODELS = ("es2", "us1", "cx3")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the CLI: a subcommand per simulated model."""
+def _model_cli(name: str) -> ModuleType | None:
+    try:
+        if importlib.util.find_spec(f"device_sims.{name}.cli") is None:
+            return None
+    except ModuleNotFoundError:  # the model's package itself is not there
+        return None
+    return importlib.import_module(f"device_sims.{name}.cli")
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    """Build the CLI: a subcommand per simulated model that is present."""
     parser = argparse.ArgumentParser(prog="python -m device_sims", description=__doc__)
     models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
-    us1 = models.add_parser("us1", help="US-1 ultrasound unit (Modbus TCP)")
-    us1.add_argument(
-        "--tcp",
-        type=parse_hostport,
-        default=("127.0.0.1", 0),
-        metavar="HOST:PORT",
-        help="Modbus TCP endpoint (default 127.0.0.1:0 = free port)",
-    )
-    us1.add_argument(
-        "--control",
-        type=parse_hostport,
-        default=("127.0.0.1", 0),
-        metavar="HOST:PORT",
-        help="test port (default 127.0.0.1:0 = free port)",
-    )
-    us1.add_argument("--faults", type=Path, metavar="FILE", help="TOML fault schedule")
-    us1.add_argument("--seed", type=int, default=0, help="physics random seed (default 0)")
-    return parser
+    clis: dict[str, ModuleType] = {}
+    for name in MODELS:
+        cli = _model_cli(name)
+        if cli is None:
+            continue
+        clis[name] = cli
+        cli.add_arguments(models.add_parser(name, help=cli.HELP))
+    return parser, clis
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the chosen simulator, return its exit code."""
-    args = build_parser().parse_args(argv)
+    parser, clis = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     logging.getLogger("pymodbus").setLevel(logging.WARNING)
-    if args.model == "us1":
-        options = US1Options(tcp=args.tcp, control=args.control, faults=args.faults, seed=args.seed)
-        try:
-            return asyncio.run(run_us1(options))
-        except (OSError, ValueError) as exc:
-            print(f"device_sims us1: {exc}", file=sys.stderr)
-            return 2
-    return 2
+    try:
+        code: int = clis[args.model].run(args)
+    except (OSError, ValueError) as exc:
+        print(f"device_sims {args.model}: {exc}", file=sys.stderr)
+        return 2
+    return code
 
 
 if __name__ == "__main__":

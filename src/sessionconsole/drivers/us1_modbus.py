@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF_INITIAL_S = 0.1
 BACKOFF_MAX_S = 2.0
+CLOSE_TIMEOUT_S = 1.0
 MODBUS_EXCEPTIONS = {
     1: "illegal function",
     2: "illegal address",
@@ -85,6 +86,7 @@ class Us1ModbusDriver:
         self._client: AsyncModbusTcpClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._poll_period_s = 1.0 / profile.link.telemetry_hz
+        self._hard_timeout_s = 3 * profile.link.request_timeout_ms / 1000.0 + 0.5
 
     # ---- requests from the core loop (never block) ----
 
@@ -127,11 +129,12 @@ class Us1ModbusDriver:
             self._task = asyncio.create_task(self._run(), name=f"driver-{self.device_id}")
 
     async def close(self) -> None:
-        """Stop the I/O task and close the connection."""
+        """Stop the I/O task and close the connection; never waits more than a second."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT_S)
+            if not done:
+                log.error("%s: I/O task did not end within %.1f s", self.device_id, CLOSE_TIMEOUT_S)
             self._task = None
         self._disconnect()
 
@@ -180,8 +183,10 @@ class Us1ModbusDriver:
         next_poll = self.clock()
         while True:
             if self._stop_pending:
-                self._stop_pending = False
+                # Cleared only once the device has taken it: a stop lost to a dead link is
+                # sent again as soon as the link is back.
                 await self._write_checked(_Write("stop", us1.HR_COMMAND, (us1.CMD_STOP,)))
+                self._stop_pending = False
                 self.stops_sent += 1
                 continue
             if self._writes:
@@ -214,7 +219,13 @@ class Us1ModbusDriver:
             reconnect_delay=0,
         )
         self._client = client
-        if not await client.connect():
+        try:
+            connected = await asyncio.wait_for(client.connect(), self._hard_timeout_s)
+        except (TimeoutError, OSError) as exc:
+            raise DeviceUnreachable(
+                f"{self.device_id}: connecting to {link.host}:{link.port} failed: {exc!r}"
+            ) from exc
+        if not connected:
             raise DeviceUnreachable(
                 f"{self.device_id}: no Modbus TCP connection to {link.host}:{link.port}"
             )
@@ -300,8 +311,10 @@ class Us1ModbusDriver:
             self._report(str(exc))
 
     async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # Our own deadline on top of pymodbus's: a library call that never returns must not
+        # wedge the driver (seen once in CI-like runs after a link drop).
         try:
-            return await method(*args, **kwargs)
+            return await asyncio.wait_for(method(*args, **kwargs), self._hard_timeout_s)
         except (ModbusException, OSError, TimeoutError) as exc:
             raise DeviceUnreachable(f"{self.device_id}: {type(exc).__name__}: {exc}") from exc
 
