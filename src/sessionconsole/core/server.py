@@ -75,18 +75,24 @@ class ApiServer:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        """Listen on the socket (replacing a stale socket file), readable by the owner only."""
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
+        """Listen on the socket, owner-only, replacing a stale socket file.
+
+        The socket is bound under a temporary name and renamed into place once it listens,
+        so the path existing means the controller is ready (clients may wait for it).
+        """
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        staging = self.socket_path.with_name(f".{self.socket_path.name}.{os.getpid()}")
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()
         old_umask = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(
-                self._serve, path=str(self.socket_path), limit=MAX_LINE_BYTES
+                self._serve, path=str(staging), limit=MAX_LINE_BYTES
             )
         finally:
             os.umask(old_umask)
-        os.chmod(self.socket_path, 0o600)
+        os.chmod(staging, 0o600)
+        os.replace(staging, self.socket_path)
 
     async def close(self) -> None:
         """Stop listening and close every client."""

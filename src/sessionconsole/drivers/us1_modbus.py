@@ -85,6 +85,7 @@ class Us1ModbusDriver:
         self._wake = asyncio.Event()
         self._client: AsyncModbusTcpClient | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._poll_period_s = 1.0 / profile.link.telemetry_hz
         self._hard_timeout_s = 3 * profile.link.request_timeout_ms / 1000.0 + 0.5
 
@@ -129,7 +130,13 @@ class Us1ModbusDriver:
             self._task = asyncio.create_task(self._run(), name=f"driver-{self.device_id}")
 
     async def close(self) -> None:
-        """Stop the I/O task and close the connection; never waits more than a second."""
+        """Stop the I/O task and close the connection; never waits more than a second.
+
+        The flag ends the task's loops even if a cancellation is lost: Python 3.11's
+        `asyncio.wait_for` (used inside pymodbus) can swallow one that races a completion.
+        """
+        self._closing = True
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT_S)
@@ -162,7 +169,7 @@ class Us1ModbusDriver:
 
     async def _run(self) -> None:
         backoff = BACKOFF_INITIAL_S
-        while True:
+        while not self._closing:
             try:
                 if self._client is None or not self.connected:
                     await self._connect()
@@ -181,7 +188,7 @@ class Us1ModbusDriver:
 
     async def _serve(self) -> None:
         next_poll = self.clock()
-        while True:
+        while not self._closing:
             if self._stop_pending:
                 # Cleared only once the device has taken it: a stop lost to a dead link is
                 # sent again as soon as the link is back.
@@ -206,7 +213,8 @@ class Us1ModbusDriver:
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), next_poll - now)
+                async with asyncio.timeout(next_poll - now):
+                    await self._wake.wait()
 
     async def _connect(self) -> None:
         link = self.profile.link
@@ -220,7 +228,8 @@ class Us1ModbusDriver:
         )
         self._client = client
         try:
-            connected = await asyncio.wait_for(client.connect(), self._hard_timeout_s)
+            async with asyncio.timeout(self._hard_timeout_s):
+                connected = await client.connect()
         except (TimeoutError, OSError) as exc:
             raise DeviceUnreachable(
                 f"{self.device_id}: connecting to {link.host}:{link.port} failed: {exc!r}"
@@ -314,7 +323,8 @@ class Us1ModbusDriver:
         # Our own deadline on top of pymodbus's: a library call that never returns must not
         # wedge the driver (seen once in CI-like runs after a link drop).
         try:
-            return await asyncio.wait_for(method(*args, **kwargs), self._hard_timeout_s)
+            async with asyncio.timeout(self._hard_timeout_s):
+                return await method(*args, **kwargs)
         except (ModbusException, OSError, TimeoutError) as exc:
             raise DeviceUnreachable(f"{self.device_id}: {type(exc).__name__}: {exc}") from exc
 
