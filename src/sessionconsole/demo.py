@@ -8,7 +8,6 @@ and ends the session cleanly. Nothing is left running on quit, even after an exc
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -18,16 +17,9 @@ import time
 from pathlib import Path
 
 from sessionconsole.model.paths import config_dir
-from sessionconsole.testing import SimProcess
+from sessionconsole.testing import SimProcess, die_with_parent
 
 CONTROLLER_READY_S = 10.0
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the demo process dies, however it dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class DemoStack:
@@ -46,7 +38,9 @@ class DemoStack:
         """Start the US-1 simulator, write a room for its port, start the controller."""
         try:
             # Logs to a file: anything on our terminal would be drawn over the TUI.
-            self.sim = SimProcess("us1", stderr=self.sim_log_path.open("ab")).start()
+            self.sim = SimProcess(
+                "us1", stderr=self.sim_log_path.open("ab"), die_with_parent=True
+            ).start()
             _, port = self.sim.modbus_tcp
             profile = (config_dir() / "profiles" / "us1-tcp.toml").resolve()
             room = self.workdir / "room.toml"
@@ -73,7 +67,7 @@ class DemoStack:
                 stderr=self.log_path.open("ab"),
                 # Own session: a Ctrl-C in the TUI must not kill it before it stops outputs.
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             self._wait_for_socket()
         except BaseException:

@@ -169,3 +169,21 @@ async def test_technique_log_from_the_form_and_blank_choices_are_caught(
             entry.payload["technique"] == "trigger_point" and entry.payload["operator"] == "pilot"
         )
         assert entry.payload["region"] == "upper_back" and entry.payload["action"] == "begin"
+
+
+async def test_f12_works_with_a_select_menu_open(
+    controller: ControllerProcess, sim: SimProcess
+) -> None:
+    from textual.widgets import Select
+
+    app = SessionConsoleApp(str(controller.socket_path), operator="pilot")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.client is not None and app._latest is not None)
+        await start_from_api(controller, sim)
+        select = app.session_screen.query_one("#duty", Select)
+        select.focus()
+        await pilot.press("enter")  # opens the menu overlay
+        await pilot.pause(0.2)
+        assert select.expanded
+        await pilot.press("f12")
+        await until(pilot, lambda: not output_on(sim), timeout_s=3)

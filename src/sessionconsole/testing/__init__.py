@@ -8,6 +8,7 @@ too. With pytest installed, the `us1_sim` fixture yields a started US-1 simulato
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import selectors
@@ -23,6 +24,15 @@ from typing import IO, Any
 __all__ = ["SimProcess", "SimulatorError"]
 
 READY_PREFIX = "READY "
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child before exec (Linux): get SIGTERM when the parent dies, however it dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class SimulatorError(RuntimeError):
@@ -45,12 +55,14 @@ class SimProcess:
         ready_timeout: float = 10.0,
         request_timeout: float = 5.0,
         stderr: IO[bytes] | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         """Describe the simulator to run; `start()` launches it."""
         self.command = [sys.executable, "-m", "device_sims", model, *args]
         self.ready_timeout = ready_timeout
         self.request_timeout = request_timeout
         self.stderr = stderr  # None inherits ours; the demo passes a log file
+        self.die_with_parent = die_with_parent
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready: dict[str, Any] = {}
         self._sock: socket.socket | None = None
@@ -60,7 +72,11 @@ class SimProcess:
     def start(self) -> SimProcess:
         """Launch the subprocess and wait for its READY line; returns self."""
         self.proc = subprocess.Popen(
-            self.command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=self.stderr
+            self.command,
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            stderr=self.stderr,
+            preexec_fn=die_with_parent if self.die_with_parent else None,
         )
         try:
             self.ready = self._read_ready()

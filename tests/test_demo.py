@@ -1,0 +1,116 @@
+"""`sessionconsole demo` as a person runs it: in a terminal (tmux), then quit; nothing left over."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def children_of(pid: int) -> list[int]:
+    """Every descendant of `pid` (controller, simulator), by /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                parents[int(entry)] = int(fields[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        found += kids
+        frontier += kids
+    return found
+
+
+def wait_until(predicate: object, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> str:
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed for the terminal test: apt-get install tmux (.ci/run does)")
+    return f"sc-demo-{os.getpid()}-{tmp_path.name}"
+
+
+def capture(session: str) -> str:
+    return subprocess.run(
+        ["tmux", "capture-pane", "-t", session, "-p"], capture_output=True, text=True, check=False
+    ).stdout
+
+
+def test_demo_in_a_terminal_shows_live_values_stops_on_f12_and_quits_clean(
+    tmux: str, tmp_path: Path
+) -> None:
+    db = tmp_path / "demo.db"
+    exe = Path(sys.executable).parent / "sessionconsole"
+    pid_file = tmp_path / "pid"
+    command = f"echo $$ > {pid_file}; exec {exe} demo --db {db} --operator tester"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", tmux, "-x", "100", "-y", "30", command], check=True
+    )
+    try:
+        assert wait_until(lambda: "telemetry" in capture(tmux), 15), capture(tmux)
+        demo_pid = int(pid_file.read_text())
+        helpers = children_of(demo_pid)
+        assert len(helpers) >= 2, helpers  # simulator and controller
+        screen = capture(tmux)
+        assert "Ultrasound" in screen and "STOP ALL" in screen and "IDLE" in screen
+        subprocess.run(["tmux", "send-keys", "-t", tmux, "F12"], check=True)
+        assert wait_until(lambda: "LOW PRIORITY ALARM" in capture(tmux), 5), capture(tmux)
+        subprocess.run(["tmux", "send-keys", "-t", tmux, "C-q"], check=True)
+        assert wait_until(lambda: not alive(demo_pid), 15)
+        assert wait_until(lambda: not any(alive(p) for p in helpers), 5), helpers
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", tmux], capture_output=True, check=False)
+    verify = subprocess.run(
+        [str(exe), "records", "verify", "--db", str(db)], capture_output=True, text=True
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    listing = subprocess.run(
+        [str(exe), "records", "list", "--db", str(db)], capture_output=True, text=True
+    ).stdout
+    assert "completed" in listing
+
+
+def test_closing_the_terminal_or_killing_the_demo_leaves_nothing_running(tmp_path: Path) -> None:
+    script = (
+        "import time, sys; from sessionconsole.demo import DemoStack\n"
+        "s = DemoStack().start()\n"
+        "print(s.controller.pid, s.sim.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    controller_pid, sim_pid = map(int, proc.stdout.readline().split())
+    assert alive(controller_pid) and alive(sim_pid)
+    os.kill(proc.pid, signal.SIGKILL)  # no clean-up code of ours runs
+    proc.wait(5)
+    assert wait_until(lambda: not alive(controller_pid) and not alive(sim_pid), 10)
