@@ -22,7 +22,11 @@ def _default_socket() -> str:
 def _cmd_controller(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from sessionconsole.core.main import build_config, run_controller
+    from sessionconsole.core.main import (
+        ControllerAlreadyRunning,
+        build_config,
+        run_controller,
+    )
 
     try:
         config = build_config(Path(args.room), Path(args.db), Path(args.socket))
@@ -30,7 +34,11 @@ def _cmd_controller(args: argparse.Namespace) -> int:
         print(f"sessionconsole controller: invalid configuration: {exc}", file=sys.stderr)
         return 2
     config = dataclasses.replace(config, period_s=1.0 / args.rate_hz)
-    asyncio.run(run_controller(config))
+    try:
+        asyncio.run(run_controller(config))
+    except ControllerAlreadyRunning as exc:
+        print(f"sessionconsole controller: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -6,6 +6,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from sessionconsole.api.client import ControllerClient
 from sessionconsole.api.messages import (
     AcknowledgeCommand,
@@ -170,5 +172,31 @@ async def test_restarted_controller_stops_a_running_output_first_thing(
         assert sim.request({"op": "state"})["fault"] == "NONE"  # a stop, not the watchdog
         ends = [e.payload for e in entries(db) if e.kind == "session_end"]
         assert ends and ends[0]["exit_status"] == "interrupted"
+        # Read before the stop: the output found running is an alarm, not only a log line.
+        await wait_for(lambda: alarm_entries(db, "OUTPUT_FOUND_RUNNING"), 3)
+        start = [e.payload for e in entries(db) if e.kind == "session_start"][-1]
+        assert start["startup"]["us1"]["output_active_before_stop"] is True
     finally:
         second.stop()
+
+
+async def test_a_second_controller_on_the_same_database_is_refused(
+    controller: ControllerProcess, tmp_path: Path
+) -> None:
+    second = ControllerProcess(controller.room, controller.db, tmp_path / "other.sock")
+    with pytest.raises(RuntimeError, match="controller exited"):
+        second.start(timeout_s=5)
+    assert "another controller is using" in second.stderr_path.read_text()
+    assert second.proc is not None and second.proc.returncode == 2
+
+
+async def test_shutdown_stops_the_output_and_records_how_it_ended(
+    client: ControllerClient, sim: SimProcess, controller: ControllerProcess
+) -> None:
+    await start_output(client, sim)
+    await client.close()
+    assert controller.stop() == 0
+    assert not sim.request({"op": "state"})["physics"]["output_active"]
+    kinds = {e.kind: e.payload for e in entries(controller.db)}
+    assert kinds["shutdown"]["stops_taken"] == ["us1"]
+    assert kinds["session_end"]["exit_status"] == "completed"

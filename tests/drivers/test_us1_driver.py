@@ -50,7 +50,7 @@ def profile(port: int, era_cm2: float = 5.0, watchdog_ms: int = 400) -> Us1Profi
 
 async def test_identify_configure_start_telemetry_and_stop(sim: SimProcess) -> None:
     driver = Us1ModbusDriver("us1", profile(sim.modbus_tcp[1]))
-    first = await driver.connect_and_stop()
+    _, first = await driver.connect_and_stop()
     assert first.state == "IDLE" and driver.identity is not None
     assert driver.identity.model_code == 0x5531 and driver.identity.era_cm2 == 5.0
     assert first.watchdog_ms == 400  # written on connect

@@ -26,12 +26,15 @@ def kinds(actions: list[object]) -> list[type]:
     return [type(a) for a in actions]
 
 
-def started(h: Harness) -> None:
-    """Configure and start us1, ending with telemetry that shows it running."""
-    h.tick({"us1": reading(h.now)}, Configure(h.next_id(), "us1", SETTINGS))
-    actions = h.tick({"us1": reading(h.now)}, Start(h.next_id(), "us1"))
-    assert SendStart("us1") in actions
-    h.tick({"us1": running(h.now)})
+def started(h: Harness, *devices: str) -> None:
+    """Configure and start the devices (default us1), ending with telemetry showing them on."""
+    devices = devices or ("us1",)
+    others = {d: reading(h.now) for d in h.state.devices}
+    for device in devices:
+        h.tick(others, Configure(h.next_id(), device, SETTINGS))
+        actions = h.tick(others, Start(h.next_id(), device))
+        assert SendStart(device) in actions
+    h.tick({d: running(h.now) if d in devices else reading(h.now) for d in h.state.devices})
 
 
 def test_configure_then_start_sends_both_and_accepts() -> None:
@@ -80,7 +83,8 @@ def test_intensity_change_while_running_is_sent_alone_and_others_refused() -> No
 
 def test_operator_stop_all_stops_every_device_and_latches_until_acknowledged() -> None:
     h = Harness(("us1", "us2"))
-    readings = {"us1": running(0.0), "us2": running(0.0)}
+    started(h, "us1", "us2")
+    readings = {"us1": running(h.now), "us2": running(h.now)}
     actions = h.tick(readings, StopAll(1))
     assert actions[:2] == [
         SendStop("us1", "OPERATOR_STOP: STOP ALL pressed"),
@@ -189,7 +193,7 @@ def test_start_sent_but_never_confirmed_counts_as_running_for_comms_loss() -> No
 
 def test_head_overtemp_stops_that_device_only_and_latches() -> None:
     h = Harness(("us1", "us2"))
-    started(h)
+    started(h, "us1", "us2")
     actions = h.tick({"us1": running(h.now, head_temperature_c=41.0), "us2": running(h.now)})
     stops = [a for a in actions if isinstance(a, SendStop)]
     assert [s.device for s in stops] == ["us1"]
@@ -294,3 +298,104 @@ def test_stops_come_before_every_other_action() -> None:
     first_other = next(i for i, a in enumerate(actions) if not isinstance(a, SendStop))
     assert all(isinstance(a, SendStop) for a in actions[:first_other])
     assert not any(isinstance(a, SendStop) for a in actions[first_other:])
+
+
+# ---- found in review: each a regression test ----
+
+
+def test_start_and_stop_in_one_tick_never_leave_the_output_running() -> None:
+    h = Harness()
+    h.tick({"us1": reading(0.0)}, Configure(1, "us1", SETTINGS))
+    actions = h.tick({"us1": reading(h.now)}, Start(2, "us1"), Stop(3, "us1"))
+    assert SendStop("us1", "operator stop") in actions
+    assert SendStart("us1") not in actions  # withdrawn: stops go out first
+    # And stop-then-start means start (the operator's last word), stop first on the wire.
+    actions = h.tick({"us1": reading(h.now)}, Stop(4, "us1"), Start(5, "us1"))
+    assert actions.index(SendStop("us1", "operator stop")) < actions.index(SendStart("us1"))
+
+
+def test_stale_telemetry_never_reports_a_cause_as_gone() -> None:
+    h = Harness()
+    started(h)
+    hot = reading(h.now, head_temperature_c=42.0, state="FAULT", fault="OVERTEMP")
+    h.tick({"us1": hot}, Acknowledge(7, None, "ana"))
+    for _ in range(50):  # the link dies while the head is hot: half a second of silence
+        h.tick({"us1": hot})
+    overtemp = [a for a in h.state.alarms if a.rule is rules.HEAD_OVERTEMP]
+    assert overtemp and overtemp[0].active and overtemp[0].cause_present
+
+
+def test_comms_loss_holds_until_fresh_telemetry_shows_the_output_off() -> None:
+    h = Harness()
+    started(h)
+    frozen = running(h.now)
+    for _ in range(30):
+        h.tick({"us1": frozen})
+    h.tick({"us1": frozen}, Acknowledge(8, None, "ana"))
+    for _ in range(5):
+        actions = h.tick({"us1": frozen})
+        assert not any(isinstance(a, SendHeartbeat) for a in actions)
+    assert any(a.rule is rules.COMMS_LOSS for a in h.state.active_alarms())
+    h.tick({"us1": running(h.now)})  # back, but still on: still present
+    assert any(a.rule is rules.COMMS_LOSS for a in h.state.active_alarms())
+    h.tick({"us1": reading(h.now)})  # fresh and off: now it clears (acknowledged)
+    assert not any(a.rule is rules.COMMS_LOSS for a in h.state.active_alarms())
+
+
+def test_output_the_console_did_not_start_is_stopped_and_starved() -> None:
+    h = Harness()
+    actions = h.tick({"us1": running(0.0)})
+    [alarm] = h.state.active_alarms()
+    assert alarm.rule is rules.OUTPUT_NOT_COMMANDED and "did not start it" in alarm.message
+    assert SendStop in [type(a) for a in actions]
+    for _ in range(20):
+        actions = h.tick({"us1": running(h.now)})
+        assert not any(isinstance(a, SendHeartbeat) for a in actions)
+
+
+def test_a_plain_stop_that_is_not_obeyed_raises_the_alarm_after_the_confirm_time() -> None:
+    h = Harness()
+    started(h)
+    h.tick({"us1": running(h.now)}, Stop(9, "us1"))
+    for _ in range(25):  # 0.25 s: still inside the 0.3 s stop-confirm time
+        h.tick({"us1": running(h.now)})
+    assert h.state.active_alarms() == ()
+    for _ in range(10):
+        actions = h.tick({"us1": running(h.now)})
+    [alarm] = h.state.active_alarms()
+    assert alarm.rule is rules.OUTPUT_NOT_COMMANDED and "stopped it" in alarm.message
+    assert not any(isinstance(a, SendHeartbeat) for a in actions)
+
+
+def test_stop_is_not_resent_from_stale_telemetry() -> None:
+    h = Harness()
+    started(h)
+    frozen = running(h.now)
+    stops = 0
+    for _ in range(100):  # one second of a dead link
+        stops += sum(isinstance(a, SendStop) for a in h.tick({"us1": frozen}))
+    assert stops == 1  # the COMMS_LOSS trip's stop; the driver keeps it pending until delivered
+
+
+def test_a_device_that_finished_is_not_commanded_any_more() -> None:
+    h = Harness()
+    started(h)
+    h.tick({"us1": reading(h.now, state="DONE")})
+    assert h.state.devices["us1"].commanded_on is False
+    h.tick({"us1": running(h.now)})  # it starts by itself: not allowed
+    [alarm] = h.state.active_alarms()
+    assert alarm.rule is rules.OUTPUT_NOT_COMMANDED
+
+
+def test_uncommanded_output_alarm_holds_while_the_relay_sticks_even_if_acknowledged() -> None:
+    # Found by the state machine: the alarm's own stop reset the settle timer and the alarm
+    # looked "gone" one tick later, so an acknowledgement cleared it with the output on.
+    h = Harness()
+    started(h)
+    h.tick({"us1": running(h.now)}, StopAll(20))
+    h.tick({"us1": running(h.now)}, Acknowledge(21, None, "ana"))  # clears OPERATOR_STOP
+    for _ in range(40):
+        h.tick({"us1": running(h.now)}, Acknowledge(h.next_id() + 100, None, "ana"))
+    assert [a.rule for a in h.state.active_alarms()] == [rules.OUTPUT_NOT_COMMANDED]
+    h.tick({"us1": reading(h.now)})  # finally off: acknowledged and gone -> cleared
+    assert h.state.active_alarms() == ()

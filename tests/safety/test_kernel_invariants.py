@@ -57,6 +57,8 @@ class ModelDevice:
     switch: bool = False
     link_up: bool = True
     configured: bool = False
+    ignore_stop: bool = False
+    uncommanded_ticks: int = 0
     inbox: deque[tuple[int, object]] = field(default_factory=deque)
     telemetry: deque[tuple[int, object]] = field(default_factory=deque)
 
@@ -78,7 +80,7 @@ class KernelMachine(RuleBasedStateMachine):
             while dev.inbox and dev.inbox[0][0] <= self.tick_no:
                 _, action = dev.inbox.popleft()
                 if isinstance(action, SendStop):
-                    dev.running = False
+                    dev.running = dev.running and dev.ignore_stop
                 elif isinstance(action, SendStart) and dev.fault is None and dev.configured:
                     dev.running = True
                 elif isinstance(action, SendConfigure):
@@ -160,6 +162,37 @@ class KernelMachine(RuleBasedStateMachine):
     def stop(self, device: str) -> None:
         self._step(Stop(self.h.next_id(), device))
 
+    @rule(
+        cmds=st.lists(
+            st.one_of(
+                st.builds(lambda d: ("start", d), st.sampled_from(DEVICES)),
+                st.builds(lambda d: ("stop", d), st.sampled_from(DEVICES)),
+                st.just(("stop_all", None)),
+                st.just(("ack", None)),
+            ),
+            min_size=2,
+            max_size=4,
+        )
+    )
+    def several_commands_in_one_tick(self, cmds: list[tuple[str, str | None]]) -> None:
+        built: list[Command] = []
+        for kind, device in cmds:
+            rid = self.h.next_id()
+            if kind == "start":
+                built.append(Start(rid, str(device)))
+            elif kind == "stop":
+                built.append(Stop(rid, str(device)))
+            elif kind == "stop_all":
+                built.append(StopAll(rid))
+            else:
+                built.append(Acknowledge(rid, None, "tester"))
+        self._step(*built)
+
+    @rule(device=st.sampled_from(DEVICES), stuck=st.booleans())
+    def stuck_relay(self, device: str, stuck: bool) -> None:
+        self.devices[device].ignore_stop = stuck
+        self._step()
+
     @rule()
     def stop_all(self) -> None:
         self._step(StopAll(self.h.next_id()))
@@ -198,6 +231,29 @@ class KernelMachine(RuleBasedStateMachine):
                 assert alarm.acknowledged_s <= alarm.cleared_s
 
     @invariant()
+    def an_output_running_without_command_is_soon_under_a_stop_alarm(self) -> None:
+        # Allowed delay: link latency both ways plus the stop-confirm time, in ticks.
+        allowed = 2 * LATENCY_TICKS + int(LIMITS.stop_confirm_s / 0.01) + 2
+        for name, dev in self.devices.items():
+            kstate = self.h.state.devices[name]
+            if dev.running and not kstate.commanded_on and kstate.start_sent_s is None:
+                dev.uncommanded_ticks += 1
+            else:
+                dev.uncommanded_ticks = 0
+            if dev.uncommanded_ticks > allowed:
+                tripped = [
+                    a
+                    for a in self.h.state.active_alarms()
+                    if a.rule.action is RuleAction.STOP_ALL
+                    or (a.rule.action is RuleAction.STOP_DEVICE and a.device == name)
+                ]
+                history = [(a.rule.id, a.cleared_s) for a in self.h.state.alarms]
+                assert tripped, (
+                    f"{name} runs uncommanded for {dev.uncommanded_ticks} ticks; "
+                    f"now={self.h.now} kernel={kstate} alarms={history}"
+                )
+
+    @invariant()
     def stale_running_output_is_always_tripped(self) -> None:
         for name in DEVICES:
             r = self.latest[name]
@@ -210,3 +266,20 @@ class KernelMachine(RuleBasedStateMachine):
 
 KernelMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
 TestKernelInvariants = KernelMachine.TestCase
+
+
+def test_stuck_relay_after_stop_all_and_repeated_acknowledgements() -> None:
+    """A sequence hypothesis found (kept as a fixed example): the alarm must stay up."""
+    m = KernelMachine()
+    m.stuck_relay("us1", True)
+    m.configure(
+        "us1", UltrasoundSettings(frequency_khz=1000, intensity_w_cm2=0.0, duty_pct=10, time_s=1)
+    )
+    m.start("us1")
+    m.stop_all()
+    m.stop_all()
+    for _ in range(60):
+        m.acknowledge()
+        m.an_output_running_without_command_is_soon_under_a_stop_alarm()
+        m.no_clear_reported_while_latched()
+    assert any(a.rule.id == "OUTPUT_NOT_COMMANDED" for a in m.h.state.active_alarms())

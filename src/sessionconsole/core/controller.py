@@ -50,6 +50,8 @@ from sessionconsole.safety import types as k
 log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY_TICKS = 5
+SHUTDOWN_STOP_WAIT_S = 1.0
+STOP_ENTRY_REPEAT_S = 5.0
 STATS_EVERY_TICKS = 100
 
 
@@ -114,6 +116,7 @@ class Controller:
             overruns=0,
         )
         self._background: set[asyncio.Future[Any]] = set()
+        self._last_stop_entry: dict[str, tuple[str, float, int]] = {}
         self._stopping = False
 
     # ---- lifecycle ----
@@ -124,11 +127,17 @@ class Controller:
         startup: dict[str, dict[str, Any]] = {}
         for name, driver in self.drivers.items():
             try:
-                reading = await driver.connect_and_stop()
-                startup[name] = {"stop_sent": True, "state_after_stop": reading.state}
-                if reading.running:
+                before, after = await driver.connect_and_stop()
+                startup[name] = {
+                    "stop_sent": True,
+                    "state_before_stop": before.state,
+                    "output_active_before_stop": before.output_active,
+                    "state_after_stop": after.state,
+                }
+                if before.running:
                     found_running.append(name)
             except DriverError as exc:
+                # The stop stays pending in the driver: it is the first write once reached.
                 startup[name] = {"stop_sent": False, "error": str(exc)}
                 log.error("%s at start: %s", name, exc)
         mono, wall = self._stamp(), wall_now()
@@ -156,24 +165,39 @@ class Controller:
         """Run the core loop until `shutdown`."""
         await self.ticker.run()
 
-    async def shutdown(self, reason: str = "controller stopped by operator") -> None:
-        """Stop every output, end the session, close everything."""
+    async def shutdown(
+        self, reason: str = "controller stopped by operator", exit_status: str = "completed"
+    ) -> None:
+        """No more commands; stop every output and wait (bounded) for the stops to be taken;
+        record the outcome; end the session; close everything."""
         if self._stopping:
             return
         self._stopping = True
+        await self.server.close()
         self.ticker.stop()
         for driver in self.drivers.values():
             driver.request_stop()
-        await asyncio.sleep(0.05)  # let the drivers' I/O tasks put the stops on the wire
-        await self.server.close()
+        waits = {asyncio.ensure_future(d.wait_stop_taken()) for d in self.drivers.values()}
+        _, late = await asyncio.wait(waits, timeout=SHUTDOWN_STOP_WAIT_S)
+        for waiter in late:
+            waiter.cancel()
+        not_taken = sorted(n for n, d in self.drivers.items() if d.stop_pending)
         for driver in self.drivers.values():
             await driver.close()
         if self.session_id:
-            summary = {"alarms": len(self.state.alarms)}
-            self.recorder.end_session(
-                self.session_id, "completed", reason, summary, self._stamp(), wall_now()
+            self._record_later(
+                "shutdown",
+                {
+                    "reason": reason,
+                    "stops_taken": sorted(set(self.drivers) - set(not_taken)),
+                    "stops_not_taken": not_taken,
+                },
             )
-        self.recorder.close()
+            summary = {"alarms": len(self.state.alarms), "stops_not_taken": not_taken}
+            self.recorder.end_session(
+                self.session_id, exit_status, reason, summary, self._stamp(), wall_now()
+            )
+        self.recorder.close()  # blocks until written; the loop no longer ticks
 
     # ---- API ----
 
@@ -247,7 +271,11 @@ class Controller:
             command = self._to_kernel(rid, pending)
             if command is None:
                 pending.client.reply(
-                    Reply(id=pending.client_request_id, ok=False, error="unsupported")
+                    Reply(
+                        id=pending.client_request_id,
+                        ok=False,
+                        error=f"command '{pending.command.type}' is not supported by the kernel",
+                    )
                 )
                 continue
             self._awaiting[rid] = pending
@@ -277,7 +305,7 @@ class Controller:
             match action:
                 case k.SendStop(device=device, reason=reason):
                     self.drivers[device].request_stop()
-                    self._record_later("stop_sent", {"device": device, "reason": reason})
+                    self._record_stop(device, reason)
                 case k.SendConfigure(device=device, settings=settings):
                     self.drivers[device].request_configure(settings)
                 case k.SendIntensity(device=device, intensity_w_cm2=value):
@@ -344,13 +372,30 @@ class Controller:
             self._background.discard(fut)
             if fut.exception() is not None:
                 pending.client.reply(
-                    Reply(id=reply.id, ok=False, error=f"not recorded: {fut.exception()}")
+                    Reply(
+                        id=reply.id,
+                        ok=False,
+                        error=f"carried out, but the record failed: {fut.exception()}",
+                    )
                 )
             else:
                 pending.client.reply(reply)
 
         self._background.add(wrapped)
         wrapped.add_done_callback(done)
+
+    def _record_stop(self, device: str, reason: str) -> None:
+        """One entry per stop reason and device; repeats within 5 s are counted, not written."""
+        now = self.clock()
+        last = self._last_stop_entry.get(device)
+        if last is not None and last[0] == reason and now - last[1] < STOP_ENTRY_REPEAT_S:
+            self._last_stop_entry[device] = (reason, last[1], last[2] + 1)
+            return
+        repeats = last[2] if last is not None else 0
+        self._last_stop_entry[device] = (reason, now, 0)
+        self._record_later(
+            "stop_sent", {"device": device, "reason": reason, "repeats_before": repeats}
+        )
 
     def _sample(self, readings: dict[str, UltrasoundReading | None]) -> None:
         for name, r in readings.items():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -35,20 +37,49 @@ def build_config(room_path: Path, db_path: Path, socket_path: Path) -> Controlle
     )
 
 
+class ControllerAlreadyRunning(RuntimeError):
+    """Another controller holds this session database."""
+
+
+def lock_database(db_path: Path) -> int:
+    """Hold an exclusive lock beside the database for this process's lifetime.
+
+    Two controllers on one database would each close the other's session as interrupted and
+    take over its API socket; the second one is refused instead.
+    """
+    lock_path = db_path.with_name(db_path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise ControllerAlreadyRunning(
+            f"another controller is using {db_path} (lock {lock_path} is held)"
+        ) from exc
+    return fd
+
+
 async def run_controller(config: ControllerConfig) -> None:
     """Run a controller until a signal asks it to stop."""
+    lock_database(config.db_path)
     controller = Controller(config)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reason, status = "controller stopped by operator", "completed"
     try:
         await controller.start()
         runner = asyncio.create_task(controller.run(), name="core-loop")
         waiter = asyncio.create_task(stop.wait(), name="signal-wait")
         done, _ = await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
         if runner in done:
             runner.result()  # the loop ended on its own: surface the error
-        waiter.cancel()
+            reason, status = "core loop ended unexpectedly", "aborted"
+    except BaseException as exc:
+        reason, status = f"controller failed: {exc!r}", "aborted"
+        raise
     finally:
-        await controller.shutdown()
+        await controller.shutdown(reason, status)

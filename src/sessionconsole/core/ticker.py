@@ -82,6 +82,8 @@ class Ticker:
                 await asyncio.sleep(delay)
             else:
                 await asyncio.sleep(0)  # let the drivers' I/O run even when behind
+            if not self._running:
+                return  # stopped while waiting: no tick after stop()
             now = self.clock()
             lateness = now - deadline
             self.stats.add(max(lateness, 0.0))

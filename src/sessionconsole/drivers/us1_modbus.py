@@ -20,7 +20,12 @@ from typing import Any
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from sessionconsole.drivers.errors import DeviceRejected, DeviceUnreachable, WrongDevice
+from sessionconsole.drivers.errors import (
+    DeviceRejected,
+    DeviceUnreachable,
+    DriverError,
+    WrongDevice,
+)
 from sessionconsole.model.profile import Us1Profile
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.telemetry import UltrasoundReading
@@ -83,6 +88,8 @@ class Us1ModbusDriver:
         self._heartbeat_counter = 0
         self._writes: deque[_Write] = deque()
         self._wake = asyncio.Event()
+        self._stop_taken = asyncio.Event()
+        self._stop_taken.set()
         self._client: AsyncModbusTcpClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -92,10 +99,24 @@ class Us1ModbusDriver:
     # ---- requests from the core loop (never block) ----
 
     def request_stop(self) -> None:
-        """Stop the output as soon as possible, ahead of anything queued."""
+        """Stop the output as soon as possible, ahead of anything queued.
+
+        Kept pending across a lost link and reconnects until the device has taken it.
+        """
         self._stop_pending = True
+        self._stop_taken.clear()
+        self._heartbeat_pending = False  # a heartbeat asked for before the trip must not follow
         self._writes = deque(w for w in self._writes if w.label != "start")
         self._wake.set()
+
+    @property
+    def stop_pending(self) -> bool:
+        """A stop was asked for and the device has not yet taken it."""
+        return self._stop_pending
+
+    async def wait_stop_taken(self) -> None:
+        """Return once no stop is pending (the device acknowledged the last one)."""
+        await self._stop_taken.wait()
 
     def request_configure(self, settings: UltrasoundSettings) -> None:
         """Write frequency, intensity, duty and time in one all-or-nothing write."""
@@ -145,20 +166,29 @@ class Us1ModbusDriver:
             self._task = None
         self._disconnect()
 
-    async def connect_and_stop(self, timeout_s: float = 2.0) -> UltrasoundReading:
-        """At controller start: connect, identify, command STOP, and read the state back.
+    async def connect_and_stop(
+        self, timeout_s: float = 2.0
+    ) -> tuple[UltrasoundReading, UltrasoundReading]:
+        """At controller start: connect, identify, read, command STOP, read again.
 
-        Raises a DriverError when the unit cannot be reached or is not the profiled one.
+        Returns the readings before and after the stop. On failure the stop stays pending,
+        so it is the first thing written once the unit is reached. Raises a DriverError when
+        the unit cannot be reached or is not the profiled one.
         """
+        self._stop_pending = True
         deadline = self.clock() + timeout_s
         while True:
             try:
                 await self._connect()
-                await self._write_block(_Write("stop", us1.HR_COMMAND, (us1.CMD_STOP,)))
-                self.stops_sent += 1
                 await self._poll()
                 assert self.latest is not None
-                return self.latest
+                before = self.latest
+                await self._write_block(_Write("stop", us1.HR_COMMAND, (us1.CMD_STOP,)))
+                self._stop_pending = False
+                self._stop_taken.set()
+                self.stops_sent += 1
+                await self._poll()
+                return before, self.latest
             except DeviceUnreachable:
                 self._disconnect()
                 if self.clock() >= deadline:
@@ -173,11 +203,15 @@ class Us1ModbusDriver:
             try:
                 if self._client is None or not self.connected:
                     await self._connect()
+                    # Writes asked for while the link was down were judged on stale telemetry
+                    # (the unit may have rebooted): only a pending stop survives.
+                    self._writes.clear()
+                    self._heartbeat_pending = False
                     backoff = BACKOFF_INITIAL_S
                 await self._serve()
             except asyncio.CancelledError:
                 raise
-            except (DeviceUnreachable, WrongDevice) as exc:
+            except DriverError as exc:
                 self._report(str(exc))
                 self._disconnect()
                 # Nothing but a stop survives a lost link: never replay a start.
@@ -194,6 +228,7 @@ class Us1ModbusDriver:
                 # sent again as soon as the link is back.
                 await self._write_checked(_Write("stop", us1.HR_COMMAND, (us1.CMD_STOP,)))
                 self._stop_pending = False
+                self._stop_taken.set()
                 self.stops_sent += 1
                 continue
             if self._writes:

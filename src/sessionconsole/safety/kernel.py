@@ -38,6 +38,7 @@ from sessionconsole.safety.types import (
 )
 
 RESET_RETRY_S = 1.0
+OUTPUT_ON_RULES = (rules.OUTPUT_FOUND_RUNNING, rules.OUTPUT_NOT_COMMANDED)
 TEMP_WARNING_HYSTERESIS_C = 0.5
 
 
@@ -102,9 +103,14 @@ class _Tick:
     # -- device writes --
 
     def send_stop(self, device: str, reason: str) -> None:
+        """Stop now; a start for this device earlier in the same tick is withdrawn, since
+        stops go out before everything else and must not be followed by it."""
         self.stops.append(SendStop(device, reason))
+        self.actions = [
+            a for a in self.actions if not (isinstance(a, SendStart) and a.device == device)
+        ]
         self.devices[device] = replace(
-            self.devices[device], last_stop_s=self.now, start_sent_s=None
+            self.devices[device], last_stop_s=self.now, start_sent_s=None, commanded_on=False
         )
 
     def result(self) -> tuple[KernelState, list[Action]]:
@@ -149,6 +155,14 @@ def _output_may_be_on(tick: _Tick, device: str, reading: UltrasoundReading | Non
     if reading is not None and reading.running:
         return True
     return tick.devices[device].start_sent_s is not None
+
+
+def _fresh(tick: _Tick, device: str, reading: UltrasoundReading | None) -> bool:
+    """Telemetry recent enough to judge the device by."""
+    return (
+        reading is not None
+        and tick.now - reading.received_mono_s <= tick.limits[device].stale_limit_s
+    )
 
 
 def _conditions(tick: _Tick, device: str, reading: UltrasoundReading | None) -> list[Condition]:
@@ -211,6 +225,17 @@ def _conditions(tick: _Tick, device: str, reading: UltrasoundReading | None) -> 
                 device_latched=True,
             )
         )
+    dev = tick.devices[device]
+    stop_settled = dev.last_stop_s is None or tick.now - dev.last_stop_s > limits.stop_confirm_s
+    if reading.running and not dev.commanded_on and dev.start_sent_s is None and stop_settled:
+        conditions.append(
+            Condition(
+                rules.OUTPUT_NOT_COMMANDED,
+                f"{device}: output on ({reading.state}) although the console "
+                + ("stopped it" if dev.last_stop_s is not None else "did not start it"),
+                physical=True,
+            )
+        )
     known_boot = tick.devices[device].boot_count
     if known_boot is not None and reading.boot_count != known_boot:
         conditions.append(
@@ -226,17 +251,23 @@ def _conditions(tick: _Tick, device: str, reading: UltrasoundReading | None) -> 
 
 def _judge_device(tick: _Tick, device: str, reading: UltrasoundReading | None) -> None:
     dev = tick.devices[device]
+    fresh = _fresh(tick, device, reading)
     if reading is not None and dev.start_sent_s is not None:
         confirmed = reading.running and reading.received_mono_s >= dev.start_sent_s
         ruled_out = (
             not reading.running
             and reading.received_mono_s > dev.start_sent_s + tick.limits[device].stale_limit_s
         )
-        if confirmed or ruled_out:
-            dev = replace(dev, start_sent_s=None)
+        if confirmed:
+            dev = replace(dev, start_sent_s=None, commanded_on=True)
+        elif ruled_out:
+            dev = replace(dev, start_sent_s=None, commanded_on=False)
+    elif reading is not None and fresh and not reading.running:
+        dev = replace(dev, commanded_on=False)  # finished or stopped by itself
+    tick.devices[device] = dev
     conditions = _conditions(tick, device, reading)
     if any(c.rule is rules.DEVICE_REBOOTED for c in conditions):
-        dev = replace(dev, settings=None, start_sent_s=None)
+        dev = replace(dev, settings=None, start_sent_s=None, commanded_on=False)
     if reading is not None:
         dev = replace(dev, boot_count=reading.boot_count)
     tick.devices[device] = dev
@@ -245,11 +276,18 @@ def _judge_device(tick: _Tick, device: str, reading: UltrasoundReading | None) -
     for i, alarm in enumerate(tick.alarms):
         if alarm.active and alarm.device == device:
             cond = present.pop(alarm.rule.id, None)
-            if alarm.rule is rules.OUTPUT_FOUND_RUNNING:
-                running = reading is None or reading.running
-                tick.alarms[i] = replace(alarm, cause_present=running)
+            if alarm.rule is rules.COMMS_LOSS:
+                # Gone only once fresh telemetry shows the output off.
+                cause = not fresh or (reading is not None and reading.running)
+            elif not fresh:
+                cause = alarm.cause_present  # unknown is not gone
+            elif alarm.rule in OUTPUT_ON_RULES:
+                # The settle time gates raising only: once raised, the cause is "output on"
+                # (our own re-sent stop must not make it look gone).
+                cause = reading is not None and reading.running
             else:
-                tick.alarms[i] = replace(alarm, cause_present=cond is not None and cond.present)
+                cause = cond is not None and cond.present
+            tick.alarms[i] = replace(alarm, cause_present=cause)
     for cond in present.values():
         tick.raise_alarm(cond.rule, device, cond.message)
     if rules.DEVICE_REBOOTED.id in present:
@@ -383,7 +421,7 @@ def _start(tick: _Tick, command: Start, reading: UltrasoundReading | None) -> No
         tick.actions.append(Refused(rid, device, "STATE", why))
         return
     tick.actions.append(SendStart(device))
-    tick.devices[device] = replace(dev, start_sent_s=tick.now)
+    tick.devices[device] = replace(dev, start_sent_s=tick.now, commanded_on=True)
     tick.actions.append(Accepted(rid))
 
 
@@ -409,7 +447,8 @@ def _supervise_device(tick: _Tick, device: str, reading: UltrasoundReading | Non
         resend_due = dev.last_stop_s is None or tick.now - dev.last_stop_s >= (
             limits.stop_resend_interval_s
         )
-        if reading is not None and reading.running and resend_due:
+        fresh = _fresh(tick, device, reading)
+        if fresh and reading is not None and reading.running and resend_due:
             tick.send_stop(device, f"{trips[0].rule.id}: output still on after stop")
         _maybe_reset(tick, device, reading, trips)
         return  # no heartbeats while a trip holds: the device's watchdog backs up the stop
@@ -434,10 +473,12 @@ def _maybe_reset(
     for alarm in [*on_device, *trips]:
         if alarm.acknowledged_s is None:
             return
+        if alarm.device != device:
+            if alarm.cause_present:
+                return  # another device's or a global trip still holds
+            continue
         cond = conditions.get(alarm.rule.id)
         if cond is not None and cond.physical:
-            return
-        if alarm.device is None and alarm.cause_present:
             return
     dev = tick.devices[device]
     if dev.last_reset_s is None or tick.now - dev.last_reset_s >= RESET_RETRY_S:

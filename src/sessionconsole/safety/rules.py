@@ -114,6 +114,16 @@ OUTPUT_FOUND_RUNNING = Rule(
     ClearPolicy.ACK_ONCE_GONE,
     "Check the patient and why the output ran unsupervised; acknowledge to continue.",
 )
+OUTPUT_NOT_COMMANDED = Rule(
+    "OUTPUT_NOT_COMMANDED",
+    "Telemetry shows an output on that the console did not start, or still on after a stop: "
+    "that device is stopped again and gets no heartbeats.",
+    Priority.HIGH,
+    Action.STOP_DEVICE,
+    ClearPolicy.ACK_ONCE_GONE,
+    "Lift the applicator, switch the device off at its mains switch if it does not stop, "
+    "and have biomedical staff check it.",
+)
 SETPOINT_LIMIT = Rule(
     "SETPOINT_LIMIT",
     "A setpoint beyond a device, profile or clinical limit is refused before it is sent.",
@@ -132,6 +142,7 @@ CATALOGUE: tuple[Rule, ...] = (
     DEVICE_FAULT,
     DEVICE_REBOOTED,
     OUTPUT_FOUND_RUNNING,
+    OUTPUT_NOT_COMMANDED,
     SETPOINT_LIMIT,
 )
 RULES_BY_ID = {rule.id: rule for rule in CATALOGUE}

@@ -31,6 +31,7 @@ class DeviceLimits:
     stale_limit_s: float
     heartbeat_interval_s: float
     stop_resend_interval_s: float = 0.1
+    stop_confirm_s: float = 0.3  # telemetry must show the output off this soon after a stop
 
 
 def device_limits(profile: DeviceProfile, clinical: ClinicalLimits) -> DeviceLimits:
@@ -222,6 +223,7 @@ class DeviceState:
     """What the kernel remembers of one device between ticks."""
 
     settings: UltrasoundSettings | None = None
+    commanded_on: bool = False  # the console started the output and has not stopped it since
     start_sent_s: float | None = None
     last_heartbeat_s: float | None = None
     last_stop_s: float | None = None
