@@ -77,12 +77,16 @@ def test_demo_in_a_terminal_shows_live_values_stops_on_f12_and_quits_clean(
         ["tmux", "new-session", "-d", "-s", tmux, "-x", "100", "-y", "30", command], check=True
     )
     try:
-        assert wait_until(lambda: "telemetry" in capture(tmux), 15), capture(tmux)
+
+        def full_screen() -> bool:
+            screen = capture(tmux)
+            return all(s in screen for s in ("telemetry", "Ultrasound", "STOP ALL", "IDLE"))
+
+        # The first frames may be partly drawn: wait for the whole session screen.
+        assert wait_until(full_screen, 15), capture(tmux)
         demo_pid = int(pid_file.read_text())
         helpers = children_of(demo_pid)
         assert len(helpers) >= 2, helpers  # simulator and controller
-        screen = capture(tmux)
-        assert "Ultrasound" in screen and "STOP ALL" in screen and "IDLE" in screen
         subprocess.run(["tmux", "send-keys", "-t", tmux, "F12"], check=True)
         assert wait_until(lambda: "LOW PRIORITY ALARM" in capture(tmux), 5), capture(tmux)
         subprocess.run(["tmux", "send-keys", "-t", tmux, "C-q"], check=True)
