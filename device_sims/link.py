@@ -32,6 +32,15 @@ class LinkControl:
         """Decide (seeded) whether the next outgoing frame is corrupted."""
         return self.mode == "corrupt" and self.rng.random() < self.corrupt_rate
 
+    def flip_bit(self, frame: bytes) -> bytes:
+        """Serial transports: in `corrupt` mode flip one seeded bit in that share of frames."""
+        if not frame or not self.should_corrupt():
+            return frame
+        bit = self.rng.randrange(len(frame) * 8)
+        corrupted = bytearray(frame)
+        corrupted[bit // 8] ^= 1 << (bit % 8)
+        return bytes(corrupted)
+
     def set(self, request: dict[str, Any]) -> None:
         """Apply a test-port `link` request; raises ValueError with a specific message."""
         mode = request.get("mode")

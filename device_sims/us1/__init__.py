@@ -1,1 +1,1 @@
-"""US-1 therapeutic ultrasound unit simulator (Modbus TCP), written from the ICD alone."""
+"""US-1 therapeutic ultrasound unit simulator (Modbus TCP and RTU), written from the ICD alone."""

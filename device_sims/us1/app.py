@@ -1,4 +1,4 @@
-"""Runs one US-1 simulator process: Modbus TCP server, test port, 50 Hz model stepping."""
+"""Runs one US-1 simulator process: N units (Modbus TCP and/or RTU), test port, 50 Hz stepping."""
 
 from __future__ import annotations
 
@@ -6,36 +6,56 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..control import start_control_server
-from ..link import LinkControl
 from ..readyline import emit_ready, hostport, ready_payload
 from ..schedule import load_schedule, start_schedule
-from .modbus import US1Context, US1ModbusServer
 from .model import US1Model
-from .testport import US1TestPort
+from .router import unit_router
+from .unit import UnitSpec, US1Unit, start_unit
 
 STEP_S = 0.02  # 50 Hz
+MAX_PORT = 65535
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class US1Options:
-    """Command-line options of `python -m device_sims us1`."""
+    """Command-line options of `python -m device_sims us1` (no endpoint given: TCP)."""
 
-    tcp: tuple[str, int] = ("127.0.0.1", 0)
+    tcp: tuple[str, int] | None = None
+    rtu_pty: bool = False
     control: tuple[str, int] = ("127.0.0.1", 0)
     faults: Path | None = None
     seed: int = 0
+    count: int = 1
+
+    def unit_specs(self) -> list[UnitSpec]:
+        """One spec per unit; a fixed TCP port P gives unit i port P + i (0 stays 'free')."""
+        tcp = self.tcp if self.tcp is not None or self.rtu_pty else ("127.0.0.1", 0)
+        if tcp is not None and tcp[1] and tcp[1] + self.count - 1 > MAX_PORT:
+            raise ValueError(f"--tcp port {tcp[1]} + --count {self.count} exceeds {MAX_PORT}")
+        return [
+            UnitSpec(
+                index=i,
+                tcp=None if tcp is None else (tcp[0], tcp[1] + i if tcp[1] else 0),
+                rtu_pty=self.rtu_pty,
+                seed=self.seed + i,
+            )
+            for i in range(self.count)
+        ]
 
 
-async def step_forever(model: US1Model) -> None:
-    """Advance the model at 50 Hz on an absolute schedule (no drift, sleeps between steps)."""
+async def step_forever(models: Sequence[US1Model]) -> None:
+    """Advance every model at 50 Hz on an absolute schedule (no drift, sleeps between steps)."""
     next_tick = time.monotonic()
     while True:
-        model.advance(time.monotonic())
+        now = time.monotonic()
+        for model in models:
+            model.advance(now)
         next_tick += STEP_S
         delay = next_tick - time.monotonic()
         if delay < -STEP_S:  # fell far behind (e.g. suspended): resynchronise
@@ -44,27 +64,45 @@ async def step_forever(model: US1Model) -> None:
         await asyncio.sleep(max(0.0, delay))
 
 
+async def start_units(options: US1Options) -> list[US1Unit]:
+    """Start every unit's endpoints; on failure close those already started."""
+    units: list[US1Unit] = []
+    try:
+        for spec in options.unit_specs():
+            units.append(await start_unit(spec, time.monotonic))
+    except BaseException:
+        for unit in units:
+            await unit.close()
+        raise
+    return units
+
+
 async def run_us1(options: US1Options) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code."""
     schedule = load_schedule(options.faults) if options.faults else []
-    clock = time.monotonic
-    model = US1Model(seed=options.seed, now=clock())
-    link = LinkControl()
-    server = US1ModbusServer(US1Context(model, clock), link, options.tcp)
-    tcp_host, tcp_port = await server.start()
-    testport = US1TestPort(model, link, clock, on_reboot=server.drop_connections)
-    control = await start_control_server(*options.control, testport.handle)
+    units = await start_units(options)
+    handler = unit_router([unit.testport for unit in units])
+    try:
+        control = await start_control_server(*options.control, handler)
+    except BaseException:
+        for unit in units:
+            await unit.close()
+        raise
     ctl_host, ctl_port = control.sockets[0].getsockname()[:2]
-    stepper = asyncio.create_task(step_forever(model))
+    stepper = asyncio.create_task(step_forever([unit.model for unit in units]))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    endpoints = {"modbus_tcp": hostport(tcp_host, tcp_port)}
-    emit_ready(ready_payload("US-1", [{"endpoints": endpoints}], hostport(ctl_host, ctl_port)))
-    timers = start_schedule(schedule, testport.handle)
+    ready_units = [unit.ready_entry() for unit in units]
+    emit_ready(ready_payload("US-1", ready_units, hostport(ctl_host, ctl_port)))
+    timers = start_schedule(schedule, handler)
     log.info(
-        "US-1 serving Modbus TCP on %s:%s, test port %s:%s", tcp_host, tcp_port, ctl_host, ctl_port
+        "US-1 serving %d unit(s), first %s, test port %s:%s",
+        len(units),
+        units[0].endpoints,
+        ctl_host,
+        ctl_port,
     )
     await stopping.wait()
     log.info("US-1 stopping")
@@ -72,6 +110,6 @@ async def run_us1(options: US1Options) -> int:
         timer.cancel()
     stepper.cancel()
     control.close()
-    server.drop_connections()
-    await server.shutdown()  # type: ignore[no-untyped-call]
+    for unit in units:
+        await unit.close()
     return 0

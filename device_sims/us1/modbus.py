@@ -1,4 +1,7 @@
-"""Modbus TCP adapter: exposes a `US1Model` through a pymodbus 3.16 server.
+"""Modbus adapter: exposes a `US1Model` through a pymodbus 3.16 server (TCP here, RTU in `rtu`).
+
+The context, decoder and link-aware handler below are transport-neutral: `rtu.US1RtuServer`
+reuses them unchanged, so both endpoints have exactly the same register semantics.
 
 Unit id: the US-1 answers unit id 1 only. The server runs with `ignore_missing_devices=True`
 and the context raises `NoSuchIdException` for any other id, so a request to a wrong id gets
@@ -18,7 +21,7 @@ FC 6 replies echo the request as the Modbus spec says (so writing START to regis
 
 Link impairments (`LinkControl`): in `drop` mode received bytes are discarded before framing
 (so they are never acted on, not even later) and nothing is sent; `delay` defers each reply;
-`corrupt` rewrites the MBAP length of that share of outgoing frames.
+`corrupt` rewrites the MBAP length of that share of outgoing frames (TCP; RTU flips a bit).
 """
 
 from __future__ import annotations
@@ -143,6 +146,8 @@ class US1Decoder(DecodePDU):
 class LinkAwareHandler(ServerRequestHandler):
     """Per-connection handler applying the link mode on receive and send."""
 
+    epoch = 0  # bumped by forget_pending(): delayed replies of an older epoch are never sent
+
     def datagram_received(self, data: bytes, addr: tuple[Any, ...] | None) -> None:
         """Discard incoming bytes while the link is dropped, else process them."""
         if self.server.link.dropped:
@@ -155,14 +160,19 @@ class LinkAwareHandler(ServerRequestHandler):
         if link.dropped:
             return
         if link.delay_s > 0:
-            self.loop.call_later(link.delay_s, self._send_if_up, pdu, addr)
+            self.loop.call_later(link.delay_s, self._send_if_up, pdu, addr, self.epoch)
         else:
             super().server_send(pdu, addr)  # type: ignore[no-untyped-call]
 
-    def _send_if_up(self, pdu: ModbusPDU | None, addr: tuple[Any, ...] | None) -> None:
-        """Send a delayed reply unless the link dropped or the connection closed meanwhile."""
-        if not self.server.link.dropped and self.transport:
+    def _send_if_up(self, pdu: ModbusPDU | None, addr: tuple[Any, ...] | None, epoch: int) -> None:
+        """Send a delayed reply unless the link dropped, the connection closed or a reboot came."""
+        if epoch == self.epoch and not self.server.link.dropped and self.transport:
             super().server_send(pdu, addr)  # type: ignore[no-untyped-call]
+
+    def forget_pending(self) -> None:
+        """Drop half-received requests and delayed replies (a power cycle loses them)."""
+        self.epoch += 1
+        self.recv_buffer = b""
 
 
 class US1ModbusServer(ModbusTcpServer):

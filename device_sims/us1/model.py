@@ -53,9 +53,16 @@ FC_READ_INPUT = 4
 class US1Model:
     """One simulated US-1 unit; the physical world lives in `physics` and survives reboot."""
 
-    def __init__(self, seed: int = 0, now: float = 0.0, physics: Physics | None = None) -> None:
-        """Power the unit on at time `now` (boot counter 1)."""
+    def __init__(
+        self,
+        seed: int = 0,
+        now: float = 0.0,
+        physics: Physics | None = None,
+        serial: int = SERIAL_NUMBER,
+    ) -> None:
+        """Power the unit on at time `now` (boot counter 1); `serial` is input registers 14-15."""
         self.physics = physics if physics is not None else Physics(seed=seed)
+        self.serial = serial
         self.boot_counter = 0
         self.reboot(now)
 
@@ -320,8 +327,8 @@ class US1Model:
             energy & 0xFFFF,
             self.boot_counter & 0xFFFF,
             MODEL_CODE,
-            SERIAL_NUMBER >> 16,
-            SERIAL_NUMBER & 0xFFFF,
+            (self.serial >> 16) & 0xFFFF,
+            self.serial & 0xFFFF,
         ]
         assert len(regs) == INPUT_COUNT
         return regs

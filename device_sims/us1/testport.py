@@ -3,7 +3,7 @@
 `{"op": "state"}` replies (besides `"ok": true`) with:
 
     model        "US-1"
-    unit         0 (the only unit of this process)
+    unit         this unit's index in the process (0 unless started with --count)
     t_s          seconds since the simulator started
     state        "IDLE" | "RUNNING" | "PAUSED" | "SUSPENDED" | "FAULT" | "DONE"
     state_code   input register 0
@@ -22,9 +22,10 @@
     link         {mode: "ok"|"drop"|"delay"|"corrupt", delay_ms, corrupt_rate}
     injected     {faults: [names], coupling_pct: float|null, head_temp_c: float|null}
 
-A reboot resets the device (registers, state, timers, counters except the boot counter) and
-closes its TCP connections; the physical world (temperatures, injected faults, pinned values,
-link mode) is kept, since only `clear` removes those.
+A reboot resets the device (registers, state, timers, counters except the boot counter),
+closes its TCP connections and forgets half-received RTU requests and delayed replies; the
+physical world (temperatures, injected faults, pinned values, link mode) is kept, since only
+`clear` removes those.
 """
 
 from __future__ import annotations
@@ -52,8 +53,10 @@ class US1TestPort:
         link: LinkControl,
         clock: Clock,
         on_reboot: Callable[[], None] = lambda: None,
+        unit: int = 0,
     ) -> None:
-        """Steer `model` and `link`; `on_reboot` drops transport connections."""
+        """Steer `model` and `link` of unit `unit`; `on_reboot` resets its transports."""
+        self.unit = unit
         self.model = model
         self.link = link
         self.clock = clock
@@ -61,10 +64,7 @@ class US1TestPort:
         self.on_reboot = on_reboot
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Run one request; raise ControlError with a specific message to refuse it."""
-        unit = request.get("unit", 0)
-        if unit != 0:
-            raise ControlError(f"unknown unit {unit!r}: this simulator runs unit 0 only")
+        """Run one request (already routed to this unit); raise ControlError to refuse it."""
         op = request["op"]
         handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "state": lambda _r: self.state(),
@@ -139,7 +139,7 @@ class US1TestPort:
         since_feed = None if m.last_feed is None else (m.last_time - m.last_feed) * 1000.0
         return {
             "model": "US-1",
-            "unit": 0,
+            "unit": self.unit,
             "t_s": self.clock() - self.started,
             "state": State(m.state).name,
             "state_code": int(m.state),
