@@ -118,3 +118,19 @@ async def wait_for(predicate: Any, timeout_s: float = 5.0, interval_s: float = 0
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s")
         await asyncio.sleep(interval_s)
+
+
+def icd_file(name: str) -> Path:
+    """A file of the interface control documents: $SESSIONCONSOLE_SHARED/icd/NAME, else the
+    `shared/` folder beside this repository (where CI and developers have it)."""
+    import os
+
+    base = os.environ.get("SESSIONCONSOLE_SHARED")
+    root = Path(base) if base else Path(__file__).resolve().parents[2] / "shared"
+    path = root / "icd" / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: put the shared/ folder beside the repository "
+            "or set SESSIONCONSOLE_SHARED"
+        )
+    return path

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -30,10 +29,9 @@ from sessionconsole.protocols.es2 import (
     parse_frame,
     parse_reply,
 )
+from tests.support import icd_file
 
-VECTORS = json.loads(
-    (Path(__file__).resolve().parents[3] / "shared" / "icd" / "ES-2-vectors.json").read_text()
-)
+VECTORS = json.loads(icd_file("ES-2-vectors.json").read_text())
 
 
 def test_crc_check_value_from_the_icd() -> None:

@@ -254,6 +254,14 @@ else:
     # Fixtures of the other units, registered through this module (the pytest11 entry point).
     # Imported last: they import SimProcess from here.
     from sessionconsole.testing.cx3 import cx3_sim
+    from sessionconsole.testing.es2 import es2_sim
     from sessionconsole.testing.mqtt import mosquitto_broker
 
-    __all__ = ["SimProcess", "cx3_sim", "die_with_parent", "mosquitto_broker", "us1_sim"]
+    __all__ = [
+        "SimProcess",
+        "cx3_sim",
+        "die_with_parent",
+        "es2_sim",
+        "mosquitto_broker",
+        "us1_sim",
+    ]

@@ -1,0 +1,335 @@
+"""ES-2 stimulator driver over a serial port or a pyserial URL (pyserial-asyncio-fast).
+
+Two tasks share one link: a reader that decodes every frame (replies resolve the one
+outstanding request; TEL and EVT frames update the latest readings and the event log), and a
+writer that sends one request at a time, repeating it after 50 ms of silence at most twice
+(ICD). A pending stop goes first, then queued writes, then a heartbeat if the core asked, then
+the STAT poll that reads targets back. Heartbeats are sent only when asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import serial
+import serial_asyncio_fast
+
+from sessionconsole.drivers.errors import DeviceRejected, DeviceUnreachable, WrongDevice
+from sessionconsole.model.stimulation import Es2Profile, StimChannelReading, StimulationSettings
+from sessionconsole.protocols import es2
+
+log = logging.getLogger(__name__)
+
+BACKOFF_INITIAL_S = 0.1
+BACKOFF_MAX_S = 2.0
+CLOSE_TIMEOUT_S = 1.0
+STAT_PERIOD_S = 0.2
+CHANNELS = (1, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One queued request."""
+
+    label: str
+    verb: str
+    args: tuple[str | int | float, ...]
+
+
+class Es2SerialDriver:
+    """Drives one ES-2; see the module docstring for the I/O discipline."""
+
+    def __init__(
+        self,
+        device_id: str,
+        profile: Es2Profile,
+        clock: Callable[[], float] = time.monotonic,
+        on_error: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.device_id = device_id
+        self.profile = profile
+        self.clock = clock
+        self.on_error = on_error
+        self.latest: dict[int, StimChannelReading] = {}
+        self.identity: es2.Identity | None = None
+        self.events: deque[tuple[float, es2.Event]] = deque(maxlen=256)
+        self.boot_events = 0
+        self.connected = False
+        self.last_error: str | None = None
+        self.stale_replies = 0
+        self.decoder = es2.FrameDecoder()
+        self._seq = es2.SeqCounter()
+        self._stop_channels: set[int] = set()
+        self._heartbeat_pending = False
+        self._queue: deque[_Request] = deque()
+        self._wake = asyncio.Event()
+        self._pending: tuple[int, asyncio.Future[es2.Message]] | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # ---- requests from the core loop (never block) ----
+
+    def request_stop(self, channel: int = 0) -> None:
+        """Stop a channel (0 = every channel) as soon as possible, ahead of anything queued."""
+        self._stop_channels.add(channel)
+        stopped = CHANNELS if channel == 0 else (channel,)
+        self._queue = deque(
+            r for r in self._queue if not (r.verb == "RUN" and int(r.args[0]) in stopped)
+        )
+        self._wake.set()
+
+    def request_configure(self, channel: int, settings: StimulationSettings) -> None:
+        """Configure a stopped channel."""
+        s = settings
+        args = (channel, s.mode, s.freq_hz, s.pw_us, s.on_s, s.off_s, s.ramp_s)
+        self._put(_Request("configure", "CFG", args))
+
+    def request_amplitude(self, channel: int, amplitude_ma: float) -> None:
+        """Set the target peak amplitude (a multiple of 0.5 mA; the device ramps to it)."""
+        self._put(_Request("amplitude", "AMP", (channel, amplitude_ma)))
+
+    def request_run(self, channel: int) -> None:
+        """Start a channel's output."""
+        self._put(_Request("run", "RUN", (channel,)))
+
+    def request_reset_fault(self, channel: int) -> None:
+        """Clear a channel's latched faults (only after an operator's acknowledgement)."""
+        self._put(_Request("reset_fault", "RST", (channel,)))
+
+    def request_heartbeat(self) -> None:
+        """Feed the watchdog once; called by the tick that ran the kernel."""
+        self._heartbeat_pending = True
+        self._wake.set()
+
+    def _put(self, request: _Request) -> None:
+        self._queue.append(request)
+        self._wake.set()
+
+    # ---- lifecycle ----
+
+    def start(self) -> None:
+        """Start the I/O task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"driver-{self.device_id}")
+
+    async def close(self) -> None:
+        """Stop the I/O tasks and close the port; never waits more than a second."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT_S)
+            if not done:
+                log.error("%s: I/O task did not end within %.1f s", self.device_id, CLOSE_TIMEOUT_S)
+            self._task = None
+        await self._disconnect()
+
+    async def connect_and_stop(self, timeout_s: float = 2.0) -> dict[int, StimChannelReading]:
+        """At controller start: connect, identify, STOP every channel, read their state."""
+        deadline = self.clock() + timeout_s
+        while True:
+            try:
+                await self._connect()
+                await self._send(_Request("stop", "STOP", (0,)))
+                await self._poll_status()
+                return dict(self.latest)
+            except DeviceUnreachable:
+                await self._disconnect()
+                if self.clock() >= deadline:
+                    raise
+                await asyncio.sleep(BACKOFF_INITIAL_S)
+
+    # ---- I/O ----
+
+    async def _run(self) -> None:
+        backoff = BACKOFF_INITIAL_S
+        while not self._closing:
+            try:
+                if not self.connected:
+                    await self._connect()
+                    backoff = BACKOFF_INITIAL_S
+                await self._serve()
+            except asyncio.CancelledError:
+                raise
+            except (DeviceUnreachable, WrongDevice) as exc:
+                self._report(str(exc))
+                await self._disconnect()
+                self._queue.clear()  # nothing but a stop survives a lost link
+                self._heartbeat_pending = False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _serve(self) -> None:
+        next_stat = self.clock()
+        while not self._closing:
+            if self._stop_channels:
+                channel = min(self._stop_channels)  # 0 (every channel) first
+                await self._send(_Request("stop", "STOP", (channel,)))
+                self._stop_channels.discard(channel)  # only once the device acknowledged
+                continue
+            if self._queue:
+                await self._send_checked(self._queue.popleft())
+                continue
+            if self._heartbeat_pending:
+                self._heartbeat_pending = False
+                await self._send(_Request("heartbeat", "HB", ()))
+                continue
+            now = self.clock()
+            if now >= next_stat:
+                await self._poll_status()
+                next_stat = max(next_stat + STAT_PERIOD_S, self.clock())
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(next_stat - now):
+                    await self._wake.wait()
+
+    async def _connect(self) -> None:
+        await self._disconnect()
+        port = self.profile.link.port
+        try:
+            self._reader, self._writer = await serial_asyncio_fast.open_serial_connection(
+                url=port, baudrate=self.profile.link.baudrate
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DeviceUnreachable(f"{self.device_id}: cannot open {port}: {exc}") from exc
+        self.decoder = es2.FrameDecoder()
+        self._reader_task = asyncio.create_task(self._read(), name=f"reader-{self.device_id}")
+        reply = await self._send(_Request("identify", "ID?", ()))
+        if not isinstance(reply, es2.Identity) or reply.model != "ES-2":
+            raise WrongDevice(f"{self.device_id}: {port} answered ID? with {reply!r}, not an ES-2")
+        self.identity = reply
+        await self._send_expect_ack(_Request("watchdog", "WDG", (self.profile.watchdog_ms,)))
+        await self._send_expect_ack(_Request("stream", "STREAM", (self.profile.link.telemetry_hz,)))
+        self.connected = True
+        self.last_error = None
+        log.info("%s: connected to ES-2 %s on %s", self.device_id, reply.serial, port)
+
+    async def _disconnect(self) -> None:
+        self.connected = False
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            await asyncio.wait({self._reader_task}, timeout=CLOSE_TIMEOUT_S)
+            self._reader_task = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._fail_pending(DeviceUnreachable(f"{self.device_id}: link closed"))
+
+    async def _read(self) -> None:
+        reader = self._reader
+        assert reader is not None
+        try:
+            while data := await reader.read(256):
+                for frame in self.decoder.feed(data):
+                    self._dispatch(frame)
+        except (OSError, serial.SerialException) as exc:
+            log.warning("%s: read failed: %s", self.device_id, exc)
+        self._fail_pending(DeviceUnreachable(f"{self.device_id}: the port closed"))
+
+    def _dispatch(self, frame: es2.Frame) -> None:
+        try:
+            message = es2.parse_reply(frame)
+        except es2.Es2ReplyError as exc:
+            message = None
+            problem: Exception = exc
+        if frame.seq == 0:
+            if message is None:
+                log.warning("%s: unusable unsolicited frame: %s", self.device_id, problem)
+            else:
+                self._unsolicited(message)
+            return
+        pending = self._pending
+        if pending is None or pending[0] != frame.seq or pending[1].done():
+            self.stale_replies += 1  # a late reply to a repeated request
+            return
+        if message is None:
+            pending[1].set_exception(DeviceUnreachable(f"{self.device_id}: {problem}"))
+        else:
+            pending[1].set_result(message)
+
+    def _unsolicited(self, message: es2.Message) -> None:
+        now = self.clock()
+        if isinstance(message, es2.ChannelStatus):
+            previous = self.latest.get(message.channel)
+            target = previous.target_ma if previous is not None else None
+            self.latest[message.channel] = _reading(message, now, target)
+        elif isinstance(message, es2.Event):
+            self.events.append((now, message))
+            if message.name == "BOOT":
+                self.boot_events += 1
+
+    async def _poll_status(self) -> None:
+        for channel in CHANNELS:
+            reply = await self._send(_Request("status", "STAT?", (channel,)))
+            if isinstance(reply, es2.ChannelStatus):
+                self.latest[channel] = _reading(reply, self.clock(), reply.target_ma)
+
+    async def _send(self, request: _Request) -> es2.Message:
+        """One request: send, wait 50 ms, repeat the same frame at most twice (ICD)."""
+        writer = self._writer
+        if writer is None:
+            raise DeviceUnreachable(f"{self.device_id}: not connected")
+        seq = self._seq.next()
+        frame = es2.encode(seq, request.verb, *request.args)
+        loop = asyncio.get_running_loop()
+        for _ in range(es2.MAX_SENDS):
+            future: asyncio.Future[es2.Message] = loop.create_future()
+            self._pending = (seq, future)
+            try:
+                writer.write(frame)
+                async with asyncio.timeout(es2.REPLY_TIMEOUT_S):
+                    return await future
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                raise DeviceUnreachable(f"{self.device_id}: write failed: {exc}") from exc
+            finally:
+                self._pending = None
+        raise DeviceUnreachable(
+            f"{self.device_id}: no reply to {request.verb} after {es2.MAX_SENDS} sends"
+        )
+
+    async def _send_expect_ack(self, request: _Request) -> None:
+        reply = await self._send(request)
+        if isinstance(reply, es2.Nak):
+            raise DeviceRejected(f"{self.device_id}: {request.label} refused: NAK,{reply.code}")
+
+    async def _send_checked(self, request: _Request) -> None:
+        """A write whose NAK is reported but does not drop the link."""
+        try:
+            await self._send_expect_ack(request)
+        except DeviceRejected as exc:
+            self._report(str(exc))
+
+    def _fail_pending(self, exc: Exception) -> None:
+        if self._pending is not None and not self._pending[1].done():
+            self._pending[1].set_exception(exc)
+
+    def _report(self, message: str) -> None:
+        if message != self.last_error:
+            log.warning("%s", message)
+        self.last_error = message
+        if self.on_error is not None:
+            self.on_error(self.device_id, message)
+
+
+def _reading(status: es2.ChannelStatus, now: float, target: float | None) -> StimChannelReading:
+    return StimChannelReading(
+        channel=status.channel,
+        received_mono_s=now,
+        state=status.state,
+        target_ma=target,
+        measured_ma=status.measured_ma,
+        impedance_ohm=status.impedance_ohm,
+        faults=status.faults,
+    )

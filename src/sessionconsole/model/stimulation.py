@@ -1,0 +1,91 @@
+"""Electrical stimulation: channel settings, the ES-2 profile and its readings."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+StimMode = Literal["SYM", "ASYM", "RUSS", "IFC", "HVPC"]
+RUNNING_STIM_STATES = frozenset({"RAMP", "ON", "OFFPHASE"})
+
+
+class StimulationSettings(BaseModel):
+    """One channel's waveform as the ES-2 `CFG` takes it (device ranges; limits: the kernel)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    mode: StimMode
+    freq_hz: int = Field(ge=1, le=250)
+    pw_us: int = Field(ge=5, le=400, description="ignored by RUSS and IFC")
+    on_s: int = Field(default=0, ge=0, le=60)
+    off_s: int = Field(default=0, ge=0, le=60)
+    ramp_s: int = Field(default=2, ge=0, le=10)
+
+
+class SerialLink(BaseModel):
+    """A serial port (path or pyserial URL such as socket://host:port) and its timing."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    kind: Literal["serial"]
+    port: str = Field(min_length=1, description="/dev/ttyUSB0, a pty path, or socket://host:port")
+    baudrate: int = Field(default=115200, ge=1200, le=921600)
+    telemetry_hz: int = Field(default=20, ge=1, le=50, description="STREAM rate")
+    network_allowance_ms: int = Field(default=100, ge=0, le=5000)
+
+    @property
+    def stale_limit_s(self) -> float:
+        """Three missed telemetry frames plus the allowance (ms-rounded)."""
+        return math.ceil(3000.0 / self.telemetry_hz + self.network_allowance_ms) / 1000.0
+
+
+class StimulationProfileLimits(BaseModel):
+    """Per-unit caps biomedical staff set; the kernel adds the clinical ones."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    max_amplitude_ma: float = Field(gt=0.0, le=100.0)
+    ramp_ma_per_s: float = Field(default=5.0, gt=0.0, le=5.0)
+
+
+class Es2Profile(BaseModel):
+    """An ES-2 two-channel stimulator on a serial link (ICD ES-2 v2)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    kind: Literal["es2"]
+    name: str = Field(min_length=1)
+    watchdog_ms: int = Field(default=500, ge=100, le=2000)
+    heartbeat_interval_ms: int = Field(default=100, ge=20, le=1000)
+    link: SerialLink
+    limits: StimulationProfileLimits
+
+    @model_validator(mode="after")
+    def _heartbeat_inside_watchdog(self) -> Es2Profile:
+        if self.heartbeat_interval_ms * 2 > self.watchdog_ms:
+            raise ValueError(
+                f"heartbeat_interval_ms {self.heartbeat_interval_ms} must be at most half of "
+                f"watchdog_ms {self.watchdog_ms}, or one late heartbeat trips the unit"
+            )
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class StimChannelReading:
+    """One channel as last reported: state, target (from STAT) and measured (from TEL/STAT)."""
+
+    channel: int
+    received_mono_s: float
+    state: str
+    target_ma: float | None
+    measured_ma: float
+    impedance_ohm: float
+    faults: tuple[str, ...]
+
+    @property
+    def running(self) -> bool:
+        """RAMP, ON and OFFPHASE all count as running (ICD)."""
+        return self.state in RUNNING_STIM_STATES

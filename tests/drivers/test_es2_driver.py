@@ -1,0 +1,149 @@
+"""The ES-2 driver against the ES-2 simulator, over a pseudo-terminal and over TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from sessionconsole.drivers.errors import DeviceUnreachable
+from sessionconsole.drivers.es2_serial import Es2SerialDriver
+from sessionconsole.model.stimulation import (
+    Es2Profile,
+    SerialLink,
+    StimulationProfileLimits,
+    StimulationSettings,
+)
+from sessionconsole.testing import SimProcess
+from tests.support import wait_for
+
+SETTINGS = StimulationSettings(mode="SYM", freq_hz=100, pw_us=200, on_s=0, off_s=0, ramp_s=1)
+
+
+def profile(port: str, watchdog_ms: int = 400) -> Es2Profile:
+    return Es2Profile(
+        kind="es2",
+        name="driver test",
+        watchdog_ms=watchdog_ms,
+        heartbeat_interval_ms=100,
+        link=SerialLink(kind="serial", port=port, telemetry_hz=20),
+        limits=StimulationProfileLimits(max_amplitude_ma=40.0),
+    )
+
+
+@pytest.fixture(params=["serial_pty", "serial_url"])
+def port(request: pytest.FixtureRequest, es2_sim: SimProcess) -> str:
+    return str(es2_sim.endpoints[request.param])
+
+
+@contextlib.asynccontextmanager
+async def core_heartbeats(driver: Es2SerialDriver) -> AsyncIterator[None]:
+    """Stand in for the core loop: ask for a heartbeat every 100 ms."""
+
+    async def pump() -> None:
+        while True:
+            driver.request_heartbeat()
+            await asyncio.sleep(0.1)
+
+    task = asyncio.create_task(pump())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+def channel_state(sim: SimProcess, ch: int) -> str:
+    return str(sim.request({"op": "state"})["channels"][ch - 1]["state"])
+
+
+async def test_identify_configure_run_telemetry_and_stop(es2_sim: SimProcess, port: str) -> None:
+    driver = Es2SerialDriver("es2", profile(port))
+    before = await driver.connect_and_stop()
+    assert driver.identity is not None and driver.identity.channels == 2
+    assert {ch: r.state for ch, r in before.items()} == {1: "IDLE", 2: "IDLE"}
+    driver.start()
+    async with core_heartbeats(driver):
+        driver.request_configure(1, SETTINGS)
+        driver.request_amplitude(1, 12.5)
+        driver.request_run(1)
+        await wait_for(lambda: channel_state(es2_sim, 1) in ("RAMP", "ON"))
+        # Targets read back by STAT, measured values from the TEL stream.
+        await wait_for(lambda: driver.latest.get(1) and driver.latest[1].target_ma == 12.5)
+        await wait_for(lambda: driver.latest[1].measured_ma > 5.0, 4)
+        assert driver.latest[1].running and driver.latest[2].state == "IDLE"
+        driver.request_stop(0)
+        await wait_for(lambda: channel_state(es2_sim, 1) == "IDLE")
+        await wait_for(lambda: not driver.latest[1].running)
+    assert driver.last_error is None
+    await driver.close()
+
+
+async def test_a_nak_is_reported_with_its_code_and_the_link_stays_up(
+    es2_sim: SimProcess, port: str
+) -> None:
+    errors: list[str] = []
+    driver = Es2SerialDriver("es2", profile(port), on_error=lambda _d, m: errors.append(m))
+    await driver.connect_and_stop()
+    driver.start()
+    driver.request_run(2)  # never configured
+    await wait_for(lambda: errors)
+    assert errors == ["es2: run refused: NAK,NOCFG"]
+    assert driver.connected
+    await driver.close()
+
+
+async def test_heartbeats_only_when_asked(es2_sim: SimProcess, port: str) -> None:
+    driver = Es2SerialDriver("es2", profile(port))
+    await driver.connect_and_stop()
+    driver.start()
+    base = es2_sim.request({"op": "state"})["counters"]["heartbeats"]
+    await asyncio.sleep(0.5)
+    assert es2_sim.request({"op": "state"})["counters"]["heartbeats"] == base
+    for _ in range(3):
+        driver.request_heartbeat()
+        await asyncio.sleep(0.05)
+    await wait_for(lambda: es2_sim.request({"op": "state"})["counters"]["heartbeats"] == base + 3)
+    await driver.close()
+
+
+async def test_boot_event_is_seen_and_the_driver_keeps_working(
+    es2_sim: SimProcess, port: str
+) -> None:
+    driver = Es2SerialDriver("es2", profile(port))
+    await driver.connect_and_stop()
+    driver.start()
+    seen = driver.boot_events
+    assert es2_sim.request({"op": "reboot"})["ok"]
+    await wait_for(lambda: driver.boot_events == seen + 1, 3)
+    await wait_for(lambda: driver.connected and driver.latest.get(1) is not None)
+    await driver.close()
+
+
+async def test_silent_link_is_lost_after_three_sends_and_the_stop_waits_for_it(
+    es2_sim: SimProcess, port: str
+) -> None:
+    driver = Es2SerialDriver("es2", profile(port, watchdog_ms=2000))
+    await driver.connect_and_stop()
+    driver.start()
+    async with core_heartbeats(driver):
+        driver.request_configure(1, SETTINGS)
+        driver.request_amplitude(1, 10)
+        driver.request_run(1)
+        await wait_for(lambda: channel_state(es2_sim, 1) in ("RAMP", "ON"))
+        es2_sim.request({"op": "link", "mode": "drop"})
+        driver.request_stop(0)
+        await wait_for(lambda: not driver.connected, 3)
+        assert driver.last_error is not None and "after 3 sends" in driver.last_error
+        es2_sim.request({"op": "link", "mode": "ok"})
+        # The watchdog is 2 s and heartbeats could not pass: only the stop explains IDLE.
+        await wait_for(lambda: channel_state(es2_sim, 1) == "IDLE", 3)
+    await driver.close()
+
+
+async def test_a_missing_port_is_a_clear_error() -> None:
+    driver = Es2SerialDriver("es2", profile("/dev/does-not-exist"))
+    with pytest.raises(DeviceUnreachable, match=r"cannot open /dev/does-not-exist"):
+        await driver.connect_and_stop(timeout_s=0.2)
+    await driver.close()

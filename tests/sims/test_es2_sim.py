@@ -1,0 +1,573 @@
+"""ES-2 simulator conformance, from the ICD's tables: pure model (injected time) and the process.
+
+Process tests talk to a real simulator over its pty (and TCP where it matters) with the
+blocking client in `es2_client`; time limits leave room for a loaded 2-core CI machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import serial
+
+from device_sims.es2.channel import ChannelState, Config
+from device_sims.es2.commands import respond
+from device_sims.es2.frames import FrameReader, crc_text, encode, format_number
+from device_sims.es2.model import ES2Model
+from sessionconsole.testing import SimProcess
+from tests.sims.es2_client import ES2Client, frame, parse
+
+SYM_RAMP0 = "CFG,{ch},SYM,100,200,0,0,0"
+STAT = re.compile(r"STAT,[12],(IDLE|RAMP|ON|OFFPHASE|FAULT),\d+(\.\d)?,\d+(\.\d)?,\d+,[0-9A-F]{2}")
+
+
+# ---- pure model, injected time ----------------------------------------------------------
+def drive(model: ES2Model, t0: float, seconds: float, hb: bool = True) -> float:
+    """Advance 50 Hz from t0 for `seconds`, with a heartbeat every 100 ms."""
+    t = t0
+    for i in range(round(seconds * 50)):
+        t = t0 + (i + 1) * 0.02
+        if hb and i % 5 == 0:
+            model.heartbeat(t)
+        model.advance(t)
+    return t
+
+
+def started(ma: float, ramp_s: float, on_s: float = 0, off_s: float = 0) -> ES2Model:
+    """A model at t=0 with channel 1 configured, target `ma`, and RUN."""
+    model = ES2Model(now=0.0)
+    assert model.take_outbox() == [["EVT", "BOOT"]]
+    assert model.configure(1, Config("SYM", 100, 200, on_s, off_s, ramp_s)) is None
+    model.amplitude(1, ma)
+    assert model.run(1, 0.0) is None
+    return model
+
+
+def test_model_run_ramps_from_zero_over_ramp_s() -> None:
+    model = started(20.0, ramp_s=2.0)
+    assert model.state_of(1) == ChannelState.RAMP
+    t = drive(model, 0.0, 1.0)
+    assert model.channels[1].output_ma == pytest.approx(10.0, abs=0.15)
+    drive(model, t, 1.02)
+    assert (model.state_of(1), model.channels[1].output_ma) == (ChannelState.ON, 20.0)
+
+
+def test_model_amp_while_running_slews_at_5_ma_per_s_never_jumps() -> None:
+    model = started(10.0, ramp_s=0.0)
+    assert (model.state_of(1), model.channels[1].output_ma) == (ChannelState.ON, 10.0)
+    model.amplitude(1, 30.0)
+    t, previous = 0.0, 10.0
+    for _ in range(200):  # 4 s
+        t = drive(model, t, 0.02)
+        output = model.channels[1].output_ma
+        assert output - previous <= 5.0 * 0.02 + 1e-9
+        previous = output
+        if t == pytest.approx(1.0):
+            assert output == pytest.approx(15.0, abs=0.01)
+    assert model.channels[1].output_ma == pytest.approx(30.0)
+    model.amplitude(1, 0.0)
+    drive(model, t, 1.0)
+    assert model.channels[1].output_ma == pytest.approx(25.0, abs=0.01)
+
+
+def test_model_amp_follows_ramp_s_rate_when_slower_than_5_ma_per_s() -> None:
+    model = started(10.0, ramp_s=10.0)
+    t = drive(model, 0.0, 10.02)
+    assert model.state_of(1) == ChannelState.ON
+    model.amplitude(1, 20.0)  # change 10 mA over ramp_s 10 s = 1 mA/s < 5 mA/s
+    drive(model, t, 5.0)
+    assert model.channels[1].output_ma == pytest.approx(15.0, abs=0.05)
+
+
+def test_model_on_off_cycle_has_offphase_and_restarts_ramp() -> None:
+    model = started(10.0, ramp_s=1.0, on_s=2.0, off_s=1.0)
+    t = drive(model, 0.0, 0.5)
+    assert model.state_of(1) == ChannelState.RAMP
+    t = drive(model, t, 1.0)
+    assert model.state_of(1) == ChannelState.ON
+    t = drive(model, t, 1.0)
+    assert (model.state_of(1), model.channels[1].output_ma, model.measured[1]) == (
+        ChannelState.OFFPHASE,
+        0.0,
+        0.0,
+    )
+    drive(model, t, 0.6)
+    assert model.state_of(1) == ChannelState.RAMP
+    assert 0.0 < model.channels[1].output_ma < 2.0
+
+
+def test_model_watchdog_fires_at_timeout_only_while_running() -> None:
+    idle = ES2Model(now=0.0)
+    idle.take_outbox()
+    drive(idle, 0.0, 5.0, hb=False)
+    assert idle.take_outbox() == []
+    model = started(10.0, ramp_s=0.0)
+    model.set_watchdog(300)
+    model.advance(0.29)
+    assert model.running and model.take_outbox() == []
+    model.advance(0.30)
+    assert model.take_outbox() == [["EVT", "WATCHDOG"]]
+    assert [model.channel_fields(ch)[5] for ch in (1, 2)] == ["01", "01"]
+    assert model.state_of(1) == ChannelState.FAULT
+
+
+def test_model_watchdog_counts_offphase_as_running() -> None:
+    model = started(10.0, ramp_s=0.0, on_s=0.2, off_s=5.0)
+    model.advance(0.3)
+    assert model.state_of(1) == ChannelState.OFFPHASE and model.take_outbox() == []
+    model.advance(0.5)
+    assert model.take_outbox() == [["EVT", "WATCHDOG"]]
+    assert model.state_of(1) == ChannelState.FAULT
+
+
+def test_model_heartbeat_feeds_watchdog() -> None:
+    model = started(10.0, ramp_s=0.0)
+    drive(model, 0.0, 3.0)
+    assert model.running and model.take_outbox() == []
+
+
+def test_model_stop_keeps_config_and_target_next_run_from_zero() -> None:
+    model = started(20.0, ramp_s=2.0)
+    t = drive(model, 0.0, 3.0)
+    model.stop([1])
+    assert (model.state_of(1), model.channels[1].output_ma) == (ChannelState.IDLE, 0.0)
+    assert model.channel_fields(1)[2] == "20"
+    assert model.run(1, t) is None
+    drive(model, t, 0.2)
+    assert model.channels[1].output_ma == pytest.approx(2.0, abs=0.15)
+
+
+def test_frames_crc_number_format_and_reader() -> None:
+    assert crc_text(b"123456789") == "29B1"
+    assert encode(3, ["ACK"]) == b"$3,ACK*00E1\r\n"
+    assert [format_number(x) for x in (12.5, 12.0, 0.0, -0.0, 0.04, 99.96)] == [
+        "12.5",
+        "12",
+        "0",
+        "0",
+        "0",
+        "100",
+    ]
+    reader = FrameReader()
+    good = frame(1, "HB")
+    assert reader.feed(b"noise" + good[:5] + good) == ([b"1,HB"], 1)  # cut frame dropped
+    exact = frame(2, "X" * 118)
+    assert len(exact) == 128 and reader.feed(exact)[0] == [b"2," + b"X" * 118]
+    assert reader.feed(frame(3, "X" * 119)) == ([], 1)
+    assert reader.feed(good.lower()) == ([], 1)  # lower-case CRC is not the CRC
+
+
+def test_respond_repeat_memory_and_stop_always_executed() -> None:
+    model = ES2Model(now=0.0)
+    assert respond(model, b"5,CFG,1,SYM,100,200,0,0,0", 0.0) == (5, ["ACK"])
+    assert respond(model, b"6,RUN,1", 0.0) == (6, ["ACK"])
+    assert respond(model, b"6,RUN,1", 0.01) == (6, ["ACK"])  # from memory
+    assert respond(model, b"7,RUN,1", 0.02) == (7, ["NAK", "STATE"])  # executed: running
+    assert (model.executed, model.repeats) == (3, 1)
+    assert respond(model, b"8,STOP,1", 0.03) == (8, ["ACK"])
+    assert respond(model, b"8,STOP,1", 0.04) == (8, ["ACK"])
+    assert (model.executed, model.repeats) == (5, 1)
+    assert respond(model, b"0,ID?", 0.05) == (0, ["NAK", "SYNTAX"])
+    assert respond(model, b"65536,ID?", 0.05) == (0, ["NAK", "SYNTAX"])
+    assert respond(model, b"9,ID\xff", 0.05) == (9, ["NAK", "SYNTAX"])
+    assert respond(model, b"10,ID?,", 0.05) == (10, ["NAK", "SYNTAX"])
+    assert model.syntax == 4
+
+
+# ---- the simulator process --------------------------------------------------------------
+@pytest.fixture
+def client(es2_sim: SimProcess) -> Iterator[ES2Client]:
+    """A client on the simulator's pty."""
+    c = ES2Client(es2_sim.endpoints["serial_pty"])
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def run_channel(client: ES2Client, ch: int = 1, ma: str = "10", cfg: str = SYM_RAMP0) -> None:
+    """Configure, set the amplitude and RUN a channel."""
+    assert client.request(cfg.format(ch=ch)) == ["ACK"]
+    assert client.request(f"AMP,{ch},{ma}") == ["ACK"]
+    assert client.request(f"RUN,{ch}") == ["ACK"]
+
+
+def stat(client: ES2Client, ch: int) -> list[str]:
+    """STAT? fields after the verb: ch, state, target, meas, impedance, faults."""
+    fields = client.request(f"STAT?,{ch}")
+    assert STAT.fullmatch(",".join(fields)), fields
+    return fields[1:]
+
+
+def state(sim: SimProcess) -> dict[str, object]:
+    """The test port's state reply."""
+    reply = sim.request({"op": "state"})
+    assert reply["ok"] is True
+    return reply
+
+
+def test_ready_line_and_boot_state(es2_sim: SimProcess, client: ES2Client) -> None:
+    assert es2_sim.ready["model"] == "ES-2"
+    assert es2_sim.ready["units"][0]["endpoints"] == es2_sim.endpoints
+    assert os.path.exists(es2_sim.endpoints["serial_pty"])
+    assert es2_sim.endpoints["serial_url"].startswith("socket://127.0.0.1:")
+    ident = client.request("ID?")
+    assert ident[:2] == ["ID", "ES-2"] and ident[4] == "2" and len(ident) == 5
+    for ch in (1, 2):
+        assert stat(client, ch)[1:3] == ["IDLE", "0"]
+        assert stat(client, ch)[5] == "00"
+        assert client.request(f"RUN,{ch}") == ["NAK", "NOCFG"]
+    s = state(es2_sim)
+    assert (s["stream_hz"], s["watchdog"]) == (
+        0,
+        {"timeout_ms": 500, "armed": False, "since_feed_ms": None},
+    )
+    assert client.request("ERR?") == ["ERR", "0", "0"]
+
+
+def test_cfg_ranges_modes_and_syntax(client: ES2Client) -> None:
+    for mode in ("SYM", "ASYM", "RUSS", "IFC", "HVPC"):
+        assert client.request(f"CFG,1,{mode},1,5,0,0,0") == ["ACK"]
+        assert client.request(f"CFG,2,{mode},250,400,60,60,10") == ["ACK"]
+    for bad in ("3,SYM,100,200,0,0,0", "0,SYM,100,200,0,0,0", "1,sym,100,200,0,0,0",
+                "1,SYM,0,200,0,0,0", "1,SYM,251,200,0,0,0", "1,SYM,100,4,0,0,0",
+                "1,SYM,100,401,0,0,0", "1,SYM,100,200,61,0,0", "1,SYM,100,200,0,-1,0",
+                "1,SYM,100,200,0,0,11"):  # fmt: skip
+        assert client.request(f"CFG,{bad}") == ["NAK", "RANGE"], bad
+    for bad in ("1,SYM,100,200,0,0", "1,SYM,100,200,0,0,0,0", "1,SYM,1e2,200,0,0,0",
+                "1,SYM,100,200,0,0,", "x,SYM,100,200,0,0,0", "1,SYM,+5,200,0,0,0"):  # fmt: skip
+        assert client.request(f"CFG,{bad}") == ["NAK", "SYNTAX"], bad
+
+
+def test_amp_multiples_of_half_ma_within_0_to_100(client: ES2Client) -> None:
+    for good in ("0", "0.5", "12.5", "100", "100.0"):
+        assert client.request(f"AMP,2,{good}") == ["ACK"], good
+    for bad in ("100.5", "12.3", "-0.5", "0.25"):
+        assert client.request(f"AMP,1,{bad}") == ["NAK", "RANGE"], bad
+    assert client.request("AMP,3,10") == ["NAK", "RANGE"]
+    assert client.request("AMP,1,ten") == ["NAK", "SYNTAX"]
+    assert client.request("AMP,1") == ["NAK", "SYNTAX"]
+    assert stat(client, 2)[2] == "100"
+
+
+def test_run_stop_rst_hb_wdg_stream_err_and_unknown(client: ES2Client) -> None:
+    assert client.request("RUN,3") == ["NAK", "RANGE"]
+    run_channel(client, ch=2, ma="12.5")
+    assert client.request("RUN,2") == ["NAK", "STATE"]  # a new request while running
+    assert client.request("CFG,2,SYM,100,200,0,0,0") == ["NAK", "STATE"]
+    assert client.request("RST,2") == ["NAK", "STATE"]
+    assert client.request("HB") == ["ACK"]
+    assert client.request("HB,1") == ["NAK", "SYNTAX"]
+    assert stat(client, 2)[1:3] == ["ON", "12.5"]
+    assert client.request("STOP,2") == ["ACK"]
+    assert stat(client, 2)[1:4] == ["IDLE", "12.5", "0"]  # target kept, output off
+    for ch in ("0", "1", "2"):
+        assert client.request(f"STOP,{ch}") == ["ACK"]  # in every state
+    assert client.request("RST,2") == ["ACK"]
+    assert client.request("RST,0") == ["NAK", "RANGE"]
+    for ms, reply in (("99", "NAK"), ("100", "ACK"), ("2000", "ACK"), ("2001", "NAK")):
+        assert client.request(f"WDG,{ms}")[0] == reply, ms
+    for hz, reply in (("0", "ACK"), ("1", "ACK"), ("50", "ACK"), ("51", "NAK"), ("-1", "NAK")):
+        assert client.request(f"STREAM,{hz}")[0] == reply, hz
+    assert client.request("STREAM,0") == ["ACK"]
+    assert client.request("STAT?,0") == ["NAK", "RANGE"]
+    assert client.request("FROB") == ["NAK", "UNKNOWN"]
+    assert client.request("id?") == ["NAK", "UNKNOWN"]
+    assert client.request("ERR?") == ["ERR", "0", "1"]
+
+
+def test_stop_with_bad_channel_still_stops_everything(client: ES2Client) -> None:
+    run_channel(client, ch=1)
+    assert client.request("STOP,7") == ["NAK", "RANGE"]
+    assert stat(client, 1)[1] == "IDLE"
+
+
+def test_repeats_answered_from_memory_stop_always_executed(
+    es2_sim: SimProcess, client: ES2Client
+) -> None:
+    run_channel(client, ch=1)
+    assert client.request("HB", seq=40) == ["ACK"]
+    assert client.request("RUN,1", seq=41) == ["NAK", "STATE"]
+    assert client.request("RUN,1", seq=41) == ["NAK", "STATE"]
+    assert client.request("STOP,1", seq=42) == ["ACK"]
+    assert client.request("RUN,1", seq=43) == ["ACK"]
+    assert client.request("RUN,1", seq=43) == ["ACK"]  # not executed: it would be NAK,STATE
+    assert client.request("RUN,2", seq=43) == ["NAK", "NOCFG"]  # same seq, new body: executed
+    counters = state(es2_sim)["counters"]
+    assert isinstance(counters, dict)
+    executed, repeats = counters["executed"], counters["repeats"]
+    assert client.request("STOP,0", seq=44) == ["ACK"]
+    assert client.request("STOP,0", seq=44) == ["ACK"]
+    counters = state(es2_sim)["counters"]
+    assert isinstance(counters, dict)
+    assert (counters["executed"], counters["repeats"]) == (executed + 2, repeats)
+
+
+def test_syntax_bad_seq_and_garbage_resync(client: ES2Client) -> None:
+    client.write(b"\x00\xffgarbage*,,\r\n" + frame(7, "ID?"))
+    assert parse(client.read_reply() or b"")[0] == 7
+    client.write(frame(8, "ID?")[:6] + frame(9, "HB"))  # a `$` restarts framing
+    assert parse(client.read_reply() or b"") == (9, ["ACK"])
+    client.write(frame("x1", "ID?") + frame(70000, "ID?"))
+    for _ in range(2):
+        line = client.read_line(1.0)
+        assert line is not None and parse(line) == (0, ["NAK", "SYNTAX"])
+    client.write(frame(10, "HB").replace(b"HB", b"HB,"))  # CRC now wrong: dropped
+    assert client.read_reply(0.2) is None
+    assert client.request("ERR?") == ["ERR", "2", "2"]
+
+
+def test_frame_of_128_bytes_accepted_129_dropped(client: ES2Client) -> None:
+    exact = frame(12, "X" * 117)
+    assert len(exact) == 128
+    client.write(exact)
+    assert parse(client.read_reply() or b"") == (12, ["NAK", "UNKNOWN"])
+    long = frame(13, "X" * 118)
+    assert len(long) == 129
+    client.write(long)
+    assert client.read_reply(0.2) is None
+    no_cr = frame(14, "HB")[:-2] + b"\n"
+    client.write(no_cr)
+    assert client.read_reply(0.2) is None
+    assert client.request("ERR?") == ["ERR", "2", "0"]
+
+
+def test_watchdog_fires_between_timeout_and_timeout_plus_250_ms(client: ES2Client) -> None:
+    assert client.request("WDG,300") == ["ACK"]
+    run_channel(client, ch=1)
+    assert client.request("CFG,2,SYM,100,200,0,0,0") == ["ACK"]
+    t_send = time.monotonic()
+    client.write(frame(900, "HB"))
+    assert parse(client.read_reply() or b"") == (900, ["ACK"])
+    t_ack = time.monotonic()
+    t_event = client.wait_event("EVT", "WATCHDOG", timeout=1.5)
+    assert t_event - t_send >= 0.300
+    assert t_event - t_ack <= 0.550
+    assert [stat(client, ch)[1::4] for ch in (1, 2)] == [["FAULT", "01"], ["FAULT", "01"]]
+    assert client.request("RUN,1") == ["NAK", "FAULT"]
+    assert client.request("RST,1") == ["ACK"]
+    assert stat(client, 1)[1::4] == ["IDLE", "00"]
+
+
+def test_heartbeat_every_100_ms_keeps_running(client: ES2Client) -> None:
+    assert client.request("WDG,300") == ["ACK"]
+    run_channel(client, ch=1)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.5:
+        assert client.request("HB") == ["ACK"]
+        time.sleep(0.1)
+    assert stat(client, 1)[1::4] == ["ON", "00"]
+    assert not [f for _, f in client.unsolicited if f[0] == "EVT"]
+
+
+def test_stream_rate_and_tel_format(client: ES2Client) -> None:
+    assert client.request("STREAM,20") == ["ACK"]
+    client.unsolicited.clear()
+    t0 = time.monotonic()
+    while (line := client.read_line(0.1)) is not None or time.monotonic() - t0 < 1.0:
+        if line is not None:
+            client.unsolicited.append((time.monotonic(), parse(line)[1]))
+        if time.monotonic() - t0 >= 1.0:
+            break
+    assert client.request("STREAM,0") == ["ACK"]
+    tel = [f for _, f in client.unsolicited if f[0] == "TEL"]
+    for fields in tel:
+        assert re.fullmatch(r"TEL,[12],IDLE,0,\d+,00", ",".join(fields)), fields
+    per_channel = [sum(1 for f in tel if f[1] == ch) for ch in "12"]
+    assert all(15 <= n <= 23 for n in per_channel), per_channel
+    client.unsolicited.clear()
+    assert client.read_reply(0.3) is None and client.unsolicited == []
+
+
+def test_patient_stop_stops_both_and_latches_02(es2_sim: SimProcess, client: ES2Client) -> None:
+    run_channel(client, ch=1)
+    run_channel(client, ch=2)
+    assert es2_sim.request({"op": "inject", "fault": "patient_stop"}) == {"ok": True}
+    client.wait_event("EVT", "PSTOP")
+    for ch in (1, 2):
+        assert stat(client, ch)[1:3] + stat(client, ch)[5:] == ["FAULT", "10", "02"]
+        assert client.request(f"RUN,{ch}") == ["NAK", "FAULT"]
+    time.sleep(0.3)  # the hand switch is momentary
+    assert client.request("RST,1") == ["ACK"]
+    assert client.request("RST,2") == ["ACK"]
+    assert client.request("RUN,1") == ["ACK"]
+
+
+def test_electrode_off_latches_04_until_cleared_and_reset(
+    es2_sim: SimProcess, client: ES2Client
+) -> None:
+    run_channel(client, ch=2)
+    assert es2_sim.request({"op": "inject", "fault": "electrode_off", "ch": 2}) == {"ok": True}
+    client.wait_event("EVT", "ELECTRODE", "2")
+    fields = stat(client, 2)
+    assert (fields[1], fields[3], fields[5]) == ("FAULT", "0", "04") and int(fields[4]) > 10_000
+    assert stat(client, 1)[5] == "00"
+    assert client.request("RST,2") == ["NAK", "STATE"]
+    assert es2_sim.request({"op": "clear"}) == {"ok": True}
+    assert client.request("RST,2") == ["ACK"]
+    assert stat(client, 2)[1::4] == ["IDLE", "00"]
+
+
+def test_overcurrent_stops_channel_with_08(es2_sim: SimProcess, client: ES2Client) -> None:
+    run_channel(client, ch=1, ma="20")
+    assert es2_sim.request({"op": "inject", "fault": "overcurrent", "ch": 1}) == {"ok": True}
+    client.wait_event("EVT", "OVERCURRENT", "1")
+    assert stat(client, 1)[1::4] == ["FAULT", "08"]
+    assert client.request("RST,1") == ["ACK"]
+
+
+def test_measured_current_within_5_percent_and_impedance_in_range(client: ES2Client) -> None:
+    run_channel(client, ch=1, ma="20")
+    for _ in range(8):
+        time.sleep(0.05)
+        assert client.request("HB") == ["ACK"]
+        fields = stat(client, 1)
+        assert 19.0 <= float(fields[3]) <= 21.0 and 500 <= int(fields[4]) <= 2000
+
+
+def test_on_off_cycle_reports_offphase(client: ES2Client) -> None:
+    run_channel(client, ch=1, cfg="CFG,{ch},SYM,100,200,1,1,0")
+    seen: list[tuple[str, str]] = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 2.4:
+        assert client.request("HB") == ["ACK"]
+        fields = stat(client, 1)
+        seen.append((fields[1], fields[3]))
+        time.sleep(0.1)
+    states = [s for s, _ in seen]
+    first_off = states.index("OFFPHASE")
+    assert set(states[:first_off]) == {"ON"} and "ON" in states[first_off:]
+    assert all(meas == "0" for s, meas in seen if s == "OFFPHASE")
+
+
+def test_reboot_sends_boot_and_forgets_everything(es2_sim: SimProcess, client: ES2Client) -> None:
+    assert client.request("WDG,1000") == ["ACK"]
+    assert client.request("STREAM,5") == ["ACK"]
+    run_channel(client, ch=1)
+    assert client.request("RUN,1", seq=77) == ["NAK", "STATE"]
+    assert es2_sim.request({"op": "reboot"}) == {"ok": True, "boot_counter": 2}
+    client.wait_event("EVT", "BOOT")
+    assert stat(client, 1)[1:4] == ["IDLE", "0", "0"]
+    assert client.request("RUN,1") == ["NAK", "NOCFG"]
+    s = state(es2_sim)
+    assert (s["stream_hz"], s["watchdog"]["timeout_ms"]) == (0, 500)  # type: ignore[index]
+    assert client.request("ERR?") == ["ERR", "0", "0"]
+    assert client.request("RUN,1", seq=77) == ["NAK", "NOCFG"]  # memory cleared: executed
+
+
+def test_link_drop_is_silence_and_ok_restores(es2_sim: SimProcess, client: ES2Client) -> None:
+    assert es2_sim.request({"op": "link", "mode": "drop"}) == {"ok": True}
+    client.write(frame(50, "CFG,1,SYM,100,200,0,0,0"))
+    assert client.read_line(0.3) is None
+    assert es2_sim.request({"op": "link", "mode": "ok"}) == {"ok": True}
+    assert client.request("RUN,1") == ["NAK", "NOCFG"]  # the dropped CFG never arrived
+
+
+def test_link_delay_and_corrupt(es2_sim: SimProcess, client: ES2Client) -> None:
+    assert es2_sim.request({"op": "link", "mode": "delay", "ms": 150})["ok"]
+    t0 = time.monotonic()
+    assert client.request("HB") == ["ACK"]
+    assert time.monotonic() - t0 >= 0.15
+    assert es2_sim.request({"op": "link", "mode": "corrupt", "rate": 1.0})["ok"]
+    client.write(frame(60, "HB"))
+    line = client.read_line(1.0)
+    assert line is not None
+    with pytest.raises(AssertionError, match="bad CRC"):
+        parse(line)
+    assert es2_sim.request({"op": "clear"})["ok"]
+    assert client.request("HB") == ["ACK"]
+
+
+def test_pty_survives_client_close_and_tcp_newest_client_wins(es2_sim: SimProcess) -> None:
+    for _ in range(2):
+        c = ES2Client(es2_sim.endpoints["serial_pty"])
+        assert c.request("HB") == ["ACK"]
+        c.close()
+    first = ES2Client(es2_sim.endpoints["serial_url"])
+    second = ES2Client(es2_sim.endpoints["serial_url"])
+    try:
+        assert second.request("ID?")[1] == "ES-2"
+        with pytest.raises((serial.SerialException, OSError)):  # the device closed it
+            first.write(frame(70, "HB"))
+            first.read_line(0.5)
+        assert second.request("HB") == ["ACK"]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_test_port_errors_and_state_schema(es2_sim: SimProcess) -> None:
+    for request, text in (
+        ({"op": "teleport"}, "unknown op"),
+        ({"op": "inject", "fault": "overtemp"}, "unknown fault"),
+        ({"op": "inject", "fault": "electrode_off"}, "'ch'"),
+        ({"op": "set", "impedance_ohm": "low", "ch": 1}, "impedance_ohm"),
+        ({"op": "set", "coupling_pct": 20}, "impedance_ohm"),
+        ({"op": "link", "mode": "sideways"}, "unknown link mode"),
+        ({"op": "state", "unit": 1}, "unknown unit"),
+    ):
+        reply = es2_sim.request(request)
+        assert reply["ok"] is False and text in reply["error"], (request, reply)
+    assert es2_sim.request({"op": "set", "impedance_ohm": 1500, "ch": 2}) == {"ok": True}
+    s = state(es2_sim)
+    keys = {"channels", "watchdog", "stream_hz", "counters", "last_request", "link", "injected"}
+    assert keys <= s.keys()
+    channels = s["channels"]
+    assert isinstance(channels, list) and [c["ch"] for c in channels] == [1, 2]
+    assert channels[1]["impedance_ohm"] == 1500.0 and channels[1]["faults_hex"] == "00"
+    assert es2_sim.request({"op": "set", "impedance_ohm": None, "ch": 2}) == {"ok": True}
+
+
+def test_fault_schedule_and_sigterm(tmp_path: Path) -> None:
+    faults = tmp_path / "faults.toml"
+    faults.write_text('[[at]]\nt_s = 0.1\nrequest = {op = "inject", fault = "patient_stop"}\n')
+    sim = SimProcess("es2", ["--tcp", "127.0.0.1:0", "--faults", str(faults)]).start()
+    try:
+        assert "serial_pty" not in sim.endpoints
+        deadline = time.monotonic() + 2.0
+        while sim.request({"op": "state"})["channels"][0]["faults"] != 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert sim.proc is not None
+        t0 = time.monotonic()
+        sim.proc.send_signal(signal.SIGTERM)
+        assert sim.proc.wait(timeout=1.0) == 0
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        sim.stop()
+
+
+def test_ignore_stop_keeps_output_visible_in_telemetry(
+    es2_sim: SimProcess, client: ES2Client
+) -> None:
+    run_channel(client, ch=1, ma="20")
+    assert es2_sim.request({"op": "inject", "fault": "ignore_stop"}) == {"ok": True}
+    assert client.request("STOP,1") == ["ACK"]
+    time.sleep(0.1)
+    fields = stat(client, 1)
+    assert fields[1] == "IDLE" and float(fields[3]) > 15.0  # a stuck relay: current still flows
+    assert es2_sim.request({"op": "clear"}) == {"ok": True}
+    time.sleep(0.1)
+    assert stat(client, 1)[3] == "0"
+
+
+def test_count_runs_independent_units() -> None:
+    with SimProcess("es2", ["--tcp", "127.0.0.1:0", "--count", "2"]) as sim:
+        units = sim.ready["units"]
+        assert len(units) == 2 and units[0]["endpoints"] != units[1]["endpoints"]
+        clients = [ES2Client(u["endpoints"]["serial_url"]) for u in units]
+        try:
+            serials = {c.request("ID?")[2] for c in clients}
+            assert len(serials) == 2
+            assert clients[1].request("WDG,1000") == ["ACK"]
+            assert sim.request({"op": "state", "unit": 1})["watchdog"]["timeout_ms"] == 1000
+            assert sim.request({"op": "state", "unit": 0})["watchdog"]["timeout_ms"] == 500
+        finally:
+            for c in clients:
+                c.close()
