@@ -65,10 +65,11 @@ class Es2SerialDriver:
         self.stale_replies = 0
         self.decoder = es2.FrameDecoder()
         self._seq = es2.SeqCounter()
-        self._stop_channels: set[int] = set()
+        self._stop_channels: set[int] = {0}  # the first write once reached: stop everything
         self._heartbeat_pending = False
         self._queue: deque[_Request] = deque()
         self._wake = asyncio.Event()
+        self._stop_taken = asyncio.Event()  # clear: the initial stop is pending
         self._pending: tuple[int, asyncio.Future[es2.Message]] | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -79,13 +80,27 @@ class Es2SerialDriver:
     # ---- requests from the core loop (never block) ----
 
     def request_stop(self, channel: int = 0) -> None:
-        """Stop a channel (0 = every channel) as soon as possible, ahead of anything queued."""
+        """Stop a channel (0 = every channel) as soon as possible, ahead of anything queued.
+
+        Kept pending across a lost link and reconnects until the device acknowledged it.
+        """
         self._stop_channels.add(channel)
+        self._stop_taken.clear()
+        self._heartbeat_pending = False
         stopped = CHANNELS if channel == 0 else (channel,)
         self._queue = deque(
             r for r in self._queue if not (r.verb == "RUN" and int(r.args[0]) in stopped)
         )
         self._wake.set()
+
+    @property
+    def stop_pending(self) -> bool:
+        """A stop was asked for and the device has not yet acknowledged it."""
+        return bool(self._stop_channels)
+
+    async def wait_stop_taken(self) -> None:
+        """Return once no stop is pending."""
+        await self._stop_taken.wait()
 
     def request_configure(self, channel: int, settings: StimulationSettings) -> None:
         """Configure a stopped channel."""
@@ -139,9 +154,13 @@ class Es2SerialDriver:
         while True:
             try:
                 await self._connect()
-                await self._send(_Request("stop", "STOP", (0,)))
                 await self._poll_status()
-                return dict(self.latest)
+                before = dict(self.latest)
+                await self._send(_Request("stop", "STOP", (0,)))
+                self._stop_channels.clear()
+                self._stop_taken.set()
+                await self._poll_status()
+                return before
             except DeviceUnreachable:
                 await self._disconnect()
                 if self.clock() >= deadline:
@@ -156,6 +175,10 @@ class Es2SerialDriver:
             try:
                 if not self.connected:
                     await self._connect()
+                    # Writes asked for while the link was down were judged on stale
+                    # telemetry (the unit may have rebooted): only a pending stop survives.
+                    self._queue.clear()
+                    self._heartbeat_pending = False
                     backoff = BACKOFF_INITIAL_S
                 await self._serve()
             except asyncio.CancelledError:
@@ -175,6 +198,10 @@ class Es2SerialDriver:
                 channel = min(self._stop_channels)  # 0 (every channel) first
                 await self._send(_Request("stop", "STOP", (channel,)))
                 self._stop_channels.discard(channel)  # only once the device acknowledged
+                if channel == 0:
+                    self._stop_channels.clear()  # STOP,0 covered every channel
+                if not self._stop_channels:
+                    self._stop_taken.set()
                 continue
             if self._queue:
                 await self._send_checked(self._queue.popleft())

@@ -83,13 +83,12 @@ class Us1ModbusDriver:
         self.connected = False
         self.last_error: str | None = None
         self.stops_sent = 0
-        self._stop_pending = False
+        self._stop_pending = True  # the first write once the unit is reached is a stop
         self._heartbeat_pending = False
         self._heartbeat_counter = 0
         self._writes: deque[_Write] = deque()
         self._wake = asyncio.Event()
-        self._stop_taken = asyncio.Event()
-        self._stop_taken.set()
+        self._stop_taken = asyncio.Event()  # clear: the initial stop is pending
         self._client: AsyncModbusTcpClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False

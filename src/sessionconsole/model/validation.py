@@ -5,11 +5,12 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sessionconsole.model.profile import Us1Profile
+from sessionconsole.model.stimulation import Es2Profile
 
-PROFILE_KINDS = {"us1": Us1Profile}
+PROFILE_KINDS: dict[str, type[BaseModel]] = {"us1": Us1Profile, "es2": Es2Profile}
 
 
 def validate_profile_file(path: Path) -> list[str]:
