@@ -6,6 +6,7 @@ Check order per command: shape (`SYNTAX`/`UNKNOWN`, in `protocol`), then value r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,10 @@ def handle_command(unit: CX3Unit, payload: bytes, now: float) -> Reply:
     try:
         cmd = parse_command(payload)
     except CommandError as exc:
+        if _names_stop(payload):
+            # A stop that cannot be read is still a stop: every output off, then refuse it
+            # (the safest reading; the ICD says stop is accepted "always").
+            unit.stop_outputs(OUTPUTS["both"], now)
         return error_reply(exc.cmd_id, exc.code, exc.detail)
     remembered = unit.memory.get(cmd.id)
     if remembered is not None and remembered[0] == cmd.key() and cmd.op != "stop":
@@ -139,8 +144,23 @@ def start(unit: CX3Unit, args: dict[str, Any], now: float) -> None:
 
 
 def stop(unit: CX3Unit, args: dict[str, Any], now: float) -> None:
-    """Output off at once, never ramped; allowed in every state."""
-    unit.stop_outputs(outputs_of(args), now)
+    """Output off at once, never ramped; allowed in every state. A stop whose `output` is not
+    one of the ICD's stops every output before it is refused with RANGE (safest reading)."""
+    try:
+        outputs = outputs_of(args)
+    except CommandError:
+        unit.stop_outputs(OUTPUTS["both"], now)
+        raise
+    unit.stop_outputs(outputs, now)
+
+
+def _names_stop(payload: bytes) -> bool:
+    """True when a payload that failed to parse still says op "stop"."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("op") == "stop"
 
 
 def reset_fault(unit: CX3Unit, args: dict[str, Any], now: float) -> None:

@@ -167,6 +167,18 @@ def test_model_syntax_replies_carry_id_only_when_readable() -> None:
     assert (bad_args["id"], bad_args["error"]) == (8, "SYNTAX")
 
 
+def test_model_a_stop_that_cannot_be_read_still_stops_everything() -> None:
+    for bad in ({"output": "all"}, {"output": 3}, {}):
+        bench = Bench()
+        bench.ok("configure_us", **US_CFG)
+        bench.ok("start", output="us")
+        bench.run(0.5)
+        assert bench.unit.us.state == State.RUNNING
+        reply = bench.cmd("stop", **bad)
+        assert reply["ok"] is False and reply["error"] in ("RANGE", "SYNTAX"), reply
+        assert bench.unit.us.state == State.IDLE, bad
+
+
 def test_model_remembered_command_not_executed_twice_but_stop_always() -> None:
     bench = Bench()
     bench.ok("configure_us", **US_CFG)
