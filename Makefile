@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow lint bench docs clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(STAMP)
 ## Loop lateness while the TUI runs (60 s).
 bench: $(STAMP)
 	$(BIN)/python bench/loop_lateness.py
+
+## Regenerate docs/INTERLOCKS.md from the rule catalogue.
+docs: $(STAMP)
+	$(BIN)/python -c "from sessionconsole.safety.catalogue_doc import render; open('docs/INTERLOCKS.md', 'w').write(render())"
 
 clean:
 	rm -rf $(VENV) build *.egg-info
