@@ -85,6 +85,7 @@ def _cmd_profiles_validate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command-line interface."""
+    from sessionconsole.drivers import probe as probe_cli
     from sessionconsole.record import cli as records_cli
 
     parser = argparse.ArgumentParser(prog="sessionconsole", description=__doc__)
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+")
     validate.set_defaults(func=_cmd_profiles_validate)
 
+    probe_cli.add_parser(sub)
     records_cli.add_parser(sub)
     return parser
 

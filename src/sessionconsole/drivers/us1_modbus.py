@@ -1,9 +1,11 @@
-"""US-1 ultrasound driver over Modbus TCP (pymodbus async client).
+"""US-1 ultrasound driver over Modbus TCP or Modbus RTU (pymodbus async clients).
 
 One I/O task owns the connection, so requests never interleave: a pending stop goes first,
 then queued writes, then a heartbeat if the core asked for one, then the telemetry poll.
 The newest reading sits in `latest` for the core loop to take. The driver sends heartbeats
 only when asked (`request_heartbeat`): it has no heartbeat timer of its own.
+The transport (TCP socket or RTU serial line) is chosen by the profile's link `kind`; every
+other behaviour is the same on both.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException, ModbusIOException
 
 from sessionconsole.drivers.errors import (
     DeviceRejected,
@@ -26,12 +29,14 @@ from sessionconsole.drivers.errors import (
     DriverError,
     WrongDevice,
 )
-from sessionconsole.model.profile import Us1Profile
+from sessionconsole.model.profile import ModbusRtuLink, ModbusTcpLink, Us1Profile
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.telemetry import UltrasoundReading
 from sessionconsole.protocols import us1
 
 log = logging.getLogger(__name__)
+
+ModbusClient = AsyncModbusTcpClient | AsyncModbusSerialClient
 
 BACKOFF_INITIAL_S = 0.1
 BACKOFF_MAX_S = 2.0
@@ -43,6 +48,10 @@ MODBUS_EXCEPTIONS = {
     4: "device failure",
     6: "device busy (not allowed in this state)",
 }
+
+
+class NoReply(DeviceUnreachable):
+    """The link is open but the unit did not answer in time (wrong unit id, baud, or dead)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +74,7 @@ class _Write:
 
 
 class Us1ModbusDriver:
-    """Drives one US-1 over Modbus TCP; see the module docstring for the I/O discipline."""
+    """Drives one US-1 over Modbus TCP or RTU; see the module docstring for the I/O discipline."""
 
     def __init__(
         self,
@@ -89,7 +98,7 @@ class Us1ModbusDriver:
         self._writes: deque[_Write] = deque()
         self._wake = asyncio.Event()
         self._stop_taken = asyncio.Event()  # clear: the initial stop is pending
-        self._client: AsyncModbusTcpClient | None = None
+        self._client: ModbusClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._poll_period_s = 1.0 / profile.link.telemetry_hz
@@ -194,6 +203,26 @@ class Us1ModbusDriver:
                     raise
                 await asyncio.sleep(BACKOFF_INITIAL_S)
 
+    async def identify(self) -> UltrasoundReading:
+        """Connect, check the unit is the profiled one and poll once, writing nothing.
+
+        For `devices probe`: no watchdog write, no stop, no I/O task, one attempt. Raises a
+        DriverError; the caller closes the driver.
+        """
+        await self._open()
+        await self._check_identity()
+        await self._poll()
+        assert self.latest is not None
+        return self.latest
+
+    @property
+    def endpoint(self) -> str:
+        """Where the unit is reached, in words: `host:port` or the serial port."""
+        link = self.profile.link
+        if isinstance(link, ModbusTcpLink):
+            return f"{link.host}:{link.port}"
+        return link.port
+
     # ---- the I/O task ----
 
     async def _run(self) -> None:
@@ -251,32 +280,36 @@ class Us1ModbusDriver:
                     await self._wake.wait()
 
     async def _connect(self) -> None:
-        link = self.profile.link
+        await self._open()
+        await self._check_identity()
+        await self._write_block(_Write("watchdog", us1.HR_WATCHDOG, (self.profile.watchdog_ms,)))
+        self.connected = True
+        self.last_error = None
+        assert self.identity is not None
+        log.info("%s: connected to US-1 serial %d", self.device_id, self.identity.serial)
+
+    async def _open(self) -> None:
+        """Open a fresh client on the profile's transport (TCP socket or RTU serial line)."""
         self._disconnect()
-        client = AsyncModbusTcpClient(
-            link.host,
-            port=link.port,
-            timeout=link.request_timeout_ms / 1000.0,
-            retries=0,
-            reconnect_delay=0,
-        )
+        client = _make_client(self.profile.link)
         self._client = client
         try:
             async with asyncio.timeout(self._hard_timeout_s):
                 connected = await client.connect()
         except (TimeoutError, OSError) as exc:
             raise DeviceUnreachable(
-                f"{self.device_id}: connecting to {link.host}:{link.port} failed: {exc!r}"
+                f"{self.device_id}: connecting to {self.endpoint} failed: {exc!r}"
             ) from exc
         if not connected:
-            raise DeviceUnreachable(
-                f"{self.device_id}: no Modbus TCP connection to {link.host}:{link.port}"
-            )
+            raise DeviceUnreachable(f"{self.device_id}: {_no_link_text(self.profile.link)}")
+
+    async def _check_identity(self) -> None:
+        """Read the identity registers; raise WrongDevice unless they match the profile."""
         inputs = await self._read("input", us1.IR_COUNT)
         model, serial, era, bnr = us1.decode_identity(inputs)
         if model != us1.MODEL_CODE:
             raise WrongDevice(
-                f"{self.device_id}: model code 0x{model:04X} at {link.host}:{link.port}, "
+                f"{self.device_id}: model code 0x{model:04X} at {self.endpoint}, "
                 f"expected 0x{us1.MODEL_CODE:04X} (US-1)"
             )
         for name, reported, profiled in (
@@ -289,10 +322,6 @@ class Us1ModbusDriver:
                     f"{profiled}; the device is the truth, correct the profile"
                 )
         self.identity = Identity(model, serial, era, bnr)
-        await self._write_block(_Write("watchdog", us1.HR_WATCHDOG, (self.profile.watchdog_ms,)))
-        self.connected = True
-        self.last_error = None
-        log.info("%s: connected to US-1 serial %d", self.device_id, serial)
 
     def _disconnect(self) -> None:
         self.connected = False
@@ -359,10 +388,22 @@ class Us1ModbusDriver:
         try:
             async with asyncio.timeout(self._hard_timeout_s):
                 return await method(*args, **kwargs)
-        except (ModbusException, OSError, TimeoutError) as exc:
+        except (ModbusIOException, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError) or "No response received" in str(exc):
+                raise NoReply(f"{self.device_id}: {self._no_reply_text()}") from exc
+            raise DeviceUnreachable(f"{self.device_id}: {type(exc).__name__}: {exc}") from exc
+        except (ModbusException, OSError) as exc:
             raise DeviceUnreachable(f"{self.device_id}: {type(exc).__name__}: {exc}") from exc
 
-    def _require_client(self) -> AsyncModbusTcpClient:
+    def _no_reply_text(self) -> str:
+        """The unit stayed silent: say which unit id, where, and how long we waited."""
+        link = self.profile.link
+        return (
+            f"no reply from unit id {link.device_id} at {self.endpoint} "
+            f"(timeout after 1 send of {link.request_timeout_ms} ms)"
+        )
+
+    def _require_client(self) -> ModbusClient:
         if self._client is None:
             raise DeviceUnreachable(f"{self.device_id}: not connected")
         return self._client
@@ -373,3 +414,30 @@ class Us1ModbusDriver:
         self.last_error = message
         if self.on_error is not None:
             self.on_error(self.device_id, message)
+
+
+def _make_client(link: ModbusTcpLink | ModbusRtuLink) -> ModbusClient:
+    """A pymodbus client for the link, without retries or reconnects: the driver does both."""
+    timeout_s = link.request_timeout_ms / 1000.0
+    if isinstance(link, ModbusTcpLink):
+        return AsyncModbusTcpClient(
+            link.host, port=link.port, timeout=timeout_s, retries=0, reconnect_delay=0
+        )
+    return AsyncModbusSerialClient(
+        link.port,
+        framer=FramerType.RTU,
+        baudrate=link.baudrate,
+        bytesize=link.bytesize,
+        parity=link.parity,
+        stopbits=link.stopbits,
+        timeout=timeout_s,
+        retries=0,
+        reconnect_delay=0,
+    )
+
+
+def _no_link_text(link: ModbusTcpLink | ModbusRtuLink) -> str:
+    """Why `connect()` returned False, as precisely as pymodbus lets us know."""
+    if isinstance(link, ModbusTcpLink):
+        return f"no Modbus TCP connection to {link.host}:{link.port}"
+    return f"cannot open Modbus RTU port {link.port} (missing, in use, or no permission)"

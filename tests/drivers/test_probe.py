@@ -1,0 +1,248 @@
+"""`devices probe` against real simulators (US-1 over TCP and RTU, ES-2 over pty and TCP), and
+each failure cause we can produce here, with the exact line staff would read."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import grp
+import os
+import socket
+import tty
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sessionconsole.drivers import probe
+from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
+from sessionconsole.model.validation import PROFILE_KINDS
+from sessionconsole.testing import SimProcess
+from tests.drivers.test_us1_driver import SETTINGS
+from tests.drivers.test_us1_driver import profile as tcp_profile
+from tests.support import wait_for
+
+US1 = """kind = "us1"
+name = "probe test"
+era_cm2 = {era}
+bnr = 4.2
+
+[link]
+{link}
+request_timeout_ms = 100
+
+[limits]
+max_intensity_w_cm2 = 2.0
+max_time_s = 900
+"""
+
+ES2 = """kind = "es2"
+name = "probe test"
+
+[link]
+kind = "serial"
+port = "{port}"
+
+[limits]
+max_amplitude_ma = 40.0
+"""
+
+CX3_EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "profiles" / "cx3-mqtt.toml"
+
+
+@pytest.fixture(scope="module")
+def us1() -> Iterator[SimProcess]:
+    """One US-1 simulator serving Modbus TCP and RTU on a pty, shared by this module's probes."""
+    with SimProcess("us1", ["--tcp", "127.0.0.1:0", "--rtu-pty"]) as sim:
+        yield sim
+
+
+def run_probe(path: Path) -> int:
+    """Run `devices probe --profile PATH` through a parser built with `add_parser`."""
+    parser = argparse.ArgumentParser(prog="sessionconsole")
+    probe.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["devices", "probe", "--profile", str(path)])
+    code: int = args.func(args)
+    return code
+
+
+def us1_file(tmp_path: Path, link: str, era: float = 5.0) -> Path:
+    """A US-1 profile file with the given [link] body."""
+    path = tmp_path / "us1.toml"
+    path.write_text(US1.format(link=link, era=era))
+    return path
+
+
+def tcp_link(sim: SimProcess, device_id: int = 1) -> str:
+    host, port = sim.modbus_tcp
+    return f'kind = "modbus_tcp"\nhost = "{host}"\nport = {port}\ndevice_id = {device_id}'
+
+
+def rtu_link(port: str, device_id: int = 1) -> str:
+    return f'kind = "modbus_rtu"\nport = "{port}"\nparity = "N"\ndevice_id = {device_id}'
+
+
+def failure(capsys: pytest.CaptureFixture[str], path: Path) -> str:
+    """Run a probe expected to fail; return its single error line."""
+    assert run_probe(path) == probe.EXIT_FAILED
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+# ---- successful probes ----
+
+
+@pytest.mark.parametrize("transport", ["tcp", "rtu"])
+def test_us1_probe_prints_identity_and_one_reading_and_writes_nothing(
+    us1: SimProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str], transport: str
+) -> None:
+    link = tcp_link(us1) if transport == "tcp" else rtu_link(us1.endpoints["rtu_pty"])
+    holding_before = us1.request({"op": "state"})["holding"]
+    assert run_probe(us1_file(tmp_path, link)) == probe.EXIT_OK
+    out = capsys.readouterr().out
+    assert "unit id 1: serial 21000001, model code 0x5531" in out
+    assert "ERA 5.0 cm², BNR 4.2" in out
+    assert "state IDLE, output off, fault none" in out
+    assert "watchdog 1000 ms" in out  # the boot value: the probe wrote no watchdog
+    assert "head temperature" in out and "°C" in out and "WARNING" not in out
+    assert us1.request({"op": "state"})["holding"] == holding_before
+
+
+@pytest.mark.parametrize("endpoint", ["serial_pty", "serial_url"])
+def test_es2_probe_over_pty_and_tcp(
+    es2_sim: SimProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str], endpoint: str
+) -> None:
+    path = tmp_path / "es2.toml"
+    path.write_text(ES2.format(port=es2_sim.endpoints[endpoint]))
+    assert run_probe(path) == probe.EXIT_OK
+    out = capsys.readouterr().out
+    assert f"ES-2 on {es2_sim.endpoints[endpoint]}: serial " in out
+    assert "channel 1: state IDLE" in out and "channel 2: state IDLE" in out
+    assert "impedance" in out and "ohm" in out
+
+
+def test_a_running_output_is_reported_loudly_and_left_running(
+    us1: SimProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def start_output() -> None:
+        driver = Us1ModbusDriver("setup", tcp_profile(us1.modbus_tcp[1], watchdog_ms=5000))
+        await driver.connect_and_stop()
+        driver.request_configure(SETTINGS)
+        driver.request_start()
+        driver.start()
+        await wait_for(lambda: driver.latest and driver.latest.state == "RUNNING")
+        await driver.close()
+
+    asyncio.run(start_output())
+    try:
+        assert run_probe(us1_file(tmp_path, tcp_link(us1))) == probe.EXIT_OK
+        captured = capsys.readouterr()
+        assert "WARNING: OUTPUT RUNNING (state RUNNING)" in captured.out
+        assert "WARNING: OUTPUT RUNNING" in captured.err
+        assert us1.request({"op": "state"})["state"] == "RUNNING"  # the probe stopped nothing
+    finally:
+        us1.request({"op": "reboot"})  # leave the shared unit idle
+
+
+# ---- failures: one line naming the cause ----
+
+
+def test_missing_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = failure(capsys, us1_file(tmp_path, rtu_link("/dev/ttyUSB9")))
+    assert line.startswith("error: no such port /dev/ttyUSB9")
+
+
+def test_refused_tcp_port(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], unused_tcp_port: int
+) -> None:
+    link = f'kind = "modbus_tcp"\nhost = "127.0.0.1"\nport = {unused_tcp_port}'
+    line = failure(capsys, us1_file(tmp_path, link))
+    assert line.startswith(f"error: connection refused by 127.0.0.1:{unused_tcp_port}")
+
+
+@pytest.mark.parametrize("transport", ["tcp", "rtu"])
+def test_wrong_unit_id(
+    us1: SimProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str], transport: str
+) -> None:
+    path = us1.endpoints["rtu_pty"]
+    link = tcp_link(us1, device_id=7) if transport == "tcp" else rtu_link(path, device_id=7)
+    line = failure(capsys, us1_file(tmp_path, link))
+    assert line.startswith("error: no reply from unit id 7 at ")
+    assert "(timeout after 1 send of 100 ms); check the unit id" in line
+    if transport == "rtu":
+        assert line.endswith("then 19200 baud, parity N and the wiring")
+
+
+def test_wrong_device_names_the_mismatch(
+    us1: SimProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = failure(capsys, us1_file(tmp_path, tcp_link(us1), era=4.0))
+    assert line == (
+        "error: the head reports ERA 5.0 but the profile says 4.0; "
+        "the device is the truth, correct the profile"
+    )
+
+
+def test_silent_serial_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    master, slave = os.openpty()  # a port with nothing behind it
+    tty.setraw(master)
+    try:
+        path = tmp_path / "es2.toml"
+        port = os.ttyname(slave)
+        path.write_text(ES2.format(port=port))
+        line = failure(capsys, path)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert line.startswith(f"error: no reply from the ES-2 on {port} ")
+    assert "(timeout after 3 sends of 50 ms)" in line
+
+
+def test_permission_denied_names_the_group(tmp_path: Path) -> None:
+    # Tests run as root, where a chmod 000 port still opens: check the mapping itself.
+    port = tmp_path / "ttyUSB0"
+    port.touch()
+    group = grp.getgrgid(port.stat().st_gid).gr_name
+    text = probe.port_error_text(str(port), PermissionError(errno.EACCES, "Permission denied"))
+    assert text == (
+        f"permission denied on {port}; add the user to group {group} "
+        f"(sudo usermod -aG {group} $USER) and log in again"
+    )
+    missing = probe.port_error_text("/dev/nope", PermissionError(errno.EACCES, "denied"))
+    assert "group dialout" in missing
+
+
+def test_busy_and_other_port_errors() -> None:
+    busy = probe.port_error_text("/dev/ttyS0", OSError(errno.EBUSY, "Device or resource busy"))
+    assert busy == "port /dev/ttyS0 is busy: another program holds it open"
+    other = probe.port_error_text("/dev/ttyS0", OSError(errno.EIO, "Input/output error"))
+    assert other == "cannot open port /dev/ttyS0: Input/output error"
+
+
+def test_tcp_error_texts() -> None:
+    assert probe.tcp_error_text("10.0.0.9", 502, TimeoutError()) == (
+        "no answer from 10.0.0.9:502 within 2000 ms; check the address, network and power"
+    )
+    unknown = probe.tcp_error_text("nohost", 502, socket.gaierror(-2, "Name unknown"))
+    assert unknown == "unknown host 'nohost'; check the host name in the profile"
+
+
+# ---- invalid profile, unsupported kind ----
+
+
+def test_invalid_profile_prints_the_validation_lines_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = us1_file(tmp_path, 'kind = "modbus_rtu"\nport = "/dev/ttyUSB0"\nparity = "O"')
+    assert run_probe(path) == probe.EXIT_INVALID
+    out = capsys.readouterr().out
+    assert f"{path}: link.parity = 'O': Input should be 'E' or 'N'" in out
+
+
+def test_cx3_is_named_as_not_yet_available(capsys: pytest.CaptureFixture[str]) -> None:
+    if "cx3" not in PROFILE_KINDS or not CX3_EXAMPLE.is_file():
+        pytest.skip("no cx3 profile kind yet")
+    assert run_probe(CX3_EXAMPLE) == probe.EXIT_FAILED
+    assert capsys.readouterr().err.strip() == "error: probe for cx3 not available yet"
