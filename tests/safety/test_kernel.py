@@ -399,3 +399,14 @@ def test_uncommanded_output_alarm_holds_while_the_relay_sticks_even_if_acknowled
     assert [a.rule for a in h.state.active_alarms()] == [rules.OUTPUT_NOT_COMMANDED]
     h.tick({"us1": reading(h.now)})  # finally off: acknowledged and gone -> cleared
     assert h.state.active_alarms() == ()
+
+
+def test_repeating_a_stop_does_not_postpone_the_stuck_output_alarm() -> None:
+    # Found by the state machine: each Stop restarted the 300 ms confirm time.
+    h = Harness()
+    started(h)
+    for i in range(5):  # the operator presses stop every 100 ms on a stuck relay
+        h.tick({"us1": running(h.now)}, Stop(40 + i, "us1"))
+        for _ in range(9):
+            h.tick({"us1": running(h.now)})
+    assert [a.rule for a in h.state.active_alarms()] == [rules.OUTPUT_NOT_COMMANDED]

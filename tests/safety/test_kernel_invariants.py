@@ -283,3 +283,24 @@ def test_stuck_relay_after_stop_all_and_repeated_acknowledgements() -> None:
         m.an_output_running_without_command_is_soon_under_a_stop_alarm()
         m.no_clear_reported_while_latched()
     assert any(a.rule.id == "OUTPUT_NOT_COMMANDED" for a in m.h.state.active_alarms())
+
+
+def test_stop_pressed_again_on_a_stuck_relay_still_alarms_in_time() -> None:
+    """A second sequence hypothesis found (kept as a fixed example): a Stop pressed again
+    on a stuck relay must not restart the stop-confirm time."""
+    m = KernelMachine()
+    m.several_commands_in_one_tick([("start", "us1"), ("start", "us1")])
+    m.configure(
+        "us2", UltrasoundSettings(frequency_khz=1000, intensity_w_cm2=0.0, duty_pct=10, time_s=1)
+    )
+    m.start("us2")
+    m.stuck_relay("us2", True)
+    m.several_commands_in_one_tick([("start", "us1"), ("stop_all", None)])
+    for i in range(45):
+        if i == 29:
+            m.stop("us2")
+        else:
+            m.acknowledge()
+        m.an_output_running_without_command_is_soon_under_a_stop_alarm()
+    assert m.devices["us2"].running
+    assert any(a.rule.id == "OUTPUT_NOT_COMMANDED" for a in m.h.state.active_alarms())

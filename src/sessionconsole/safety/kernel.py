@@ -109,8 +109,13 @@ class _Tick:
         self.actions = [
             a for a in self.actions if not (isinstance(a, SendStart) and a.device == device)
         ]
+        dev = self.devices[device]
         self.devices[device] = replace(
-            self.devices[device], last_stop_s=self.now, start_sent_s=None, commanded_on=False
+            dev,
+            last_stop_s=self.now,
+            start_sent_s=None,
+            commanded_on=False,
+            unconfirmed_stop_s=dev.unconfirmed_stop_s if dev.unconfirmed_stop_s else self.now,
         )
 
     def result(self) -> tuple[KernelState, list[Action]]:
@@ -226,7 +231,8 @@ def _conditions(tick: _Tick, device: str, reading: UltrasoundReading | None) -> 
             )
         )
     dev = tick.devices[device]
-    stop_settled = dev.last_stop_s is None or tick.now - dev.last_stop_s > limits.stop_confirm_s
+    first_stop = dev.unconfirmed_stop_s
+    stop_settled = first_stop is None or tick.now - first_stop > limits.stop_confirm_s
     if reading.running and not dev.commanded_on and dev.start_sent_s is None and stop_settled:
         conditions.append(
             Condition(
@@ -264,6 +270,8 @@ def _judge_device(tick: _Tick, device: str, reading: UltrasoundReading | None) -
             dev = replace(dev, start_sent_s=None, commanded_on=False)
     elif reading is not None and fresh and not reading.running:
         dev = replace(dev, commanded_on=False)  # finished or stopped by itself
+    if reading is not None and fresh and not reading.running:
+        dev = replace(dev, unconfirmed_stop_s=None)  # every stop so far is confirmed
     tick.devices[device] = dev
     conditions = _conditions(tick, device, reading)
     if any(c.rule is rules.DEVICE_REBOOTED for c in conditions):

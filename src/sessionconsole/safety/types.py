@@ -227,6 +227,9 @@ class DeviceState:
     start_sent_s: float | None = None
     last_heartbeat_s: float | None = None
     last_stop_s: float | None = None
+    # First stop not yet confirmed by telemetry showing the output off: the stop-confirm time
+    # runs from here, so repeating a stop does not postpone the alarm.
+    unconfirmed_stop_s: float | None = None
     last_reset_s: float | None = None
     boot_count: int | None = None
 
