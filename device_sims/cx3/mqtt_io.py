@@ -179,9 +179,10 @@ class MqttUnitLink:
                 self._client, served = client, True
                 await self._serve(client)
         finally:
+            was_online = self.online
             self._client = None
             self.online = False
-            if served:
+            if served and was_online:
                 self.unit.connection_lost(self.clock())
 
     async def _serve(self, client: aiomqtt.Client) -> None:
@@ -227,7 +228,14 @@ class MqttUnitLink:
         self._mode_changed.set()
 
     def abort(self) -> None:
-        """Break the connection without DISCONNECT, so the broker publishes the last will."""
+        """Break the connection without DISCONNECT, so the broker publishes the last will.
+
+        The outputs stop first: the ICD stops them "at once" on losing the broker, and a
+        watcher that sees the will must never find them still running.
+        """
+        if self.online:
+            self.online = False
+            self.unit.connection_lost(self.clock())
         client = self._client
         if client is None:
             return
