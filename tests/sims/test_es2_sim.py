@@ -1,7 +1,8 @@
 """ES-2 simulator conformance, from the ICD's tables: pure model (injected time) and the process.
 
-Process tests talk to a real simulator over its pty (and TCP where it matters) with the
-blocking client in `es2_client`; time limits leave room for a loaded 2-core CI machine.
+Process tests talk to a real simulator over both of its transports (the pty and the
+`socket://` URL, through the parametrized `client` fixture) with the blocking client in
+`es2_client`; time limits leave room for a loaded 2-core CI machine.
 """
 
 from __future__ import annotations
@@ -181,10 +182,10 @@ def test_respond_repeat_memory_and_stop_always_executed() -> None:
 
 
 # ---- the simulator process --------------------------------------------------------------
-@pytest.fixture
-def client(es2_sim: SimProcess) -> Iterator[ES2Client]:
-    """A client on the simulator's pty."""
-    c = ES2Client(es2_sim.endpoints["serial_pty"])
+@pytest.fixture(params=["serial_pty", "serial_url"])
+def client(es2_sim: SimProcess, request: pytest.FixtureRequest) -> Iterator[ES2Client]:
+    """A client on the simulator's pty or on its TCP socket: every process test runs on both."""
+    c = ES2Client(es2_sim.endpoints[request.param])
     try:
         yield c
     finally:
@@ -571,3 +572,109 @@ def test_count_runs_independent_units() -> None:
         finally:
             for c in clients:
                 c.close()
+
+
+# ---- ICD rows added after the audit: watchdog feeding, ramps, telemetry content -----------
+def test_only_hb_feeds_the_watchdog(client: ES2Client) -> None:
+    # ICD: `HB` is "the only frame that feeds the watchdog"; EVT,WATCHDOG once the timeout
+    # passes without one while a channel runs.
+    assert client.request("WDG,300") == ["ACK"]
+    run_channel(client, ch=1)
+    t_send = time.monotonic()
+    client.write(frame(901, "HB"))
+    assert parse(client.read_reply() or b"") == (901, ["ACK"])
+    t_ack = time.monotonic()
+    client.unsolicited.clear()
+    other = ("STAT?,1", "ID?", "ERR?", "STAT?,2")
+    index = 0
+    while not any(f[:2] == ["EVT", "WATCHDOG"] for _, f in client.unsolicited):
+        assert time.monotonic() - t_ack < 1.5, "no EVT,WATCHDOG although only non-HB frames"
+        assert client.request(other[index % len(other)])[0] in ("STAT", "ID", "ERR")
+        index += 1
+        time.sleep(0.02)
+    t_event = next(t for t, f in client.unsolicited if f[:2] == ["EVT", "WATCHDOG"])
+    assert index >= 5  # several non-HB frames went in inside the window
+    assert t_event - t_send >= 0.300, "watchdog fired before its timeout"
+    assert t_event - t_ack <= 0.300 + 0.250, t_event - t_ack
+    assert stat(client, 1)[1::4] == ["FAULT", "01"]
+
+
+def sample_meas(client: ES2Client, ch: int, seconds: float) -> list[tuple[float, float, str, str]]:
+    """STAT? every ~50 ms for `seconds` (with HB): (sent, received, state, meas) per sample."""
+    samples = []
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        assert client.request("HB") == ["ACK"]
+        sent = time.monotonic()
+        fields = stat(client, ch)
+        samples.append((sent, time.monotonic(), fields[1], fields[3]))
+        time.sleep(0.05)
+    return samples
+
+
+def test_run_ramps_from_zero_to_target_over_ramp_s(client: ES2Client) -> None:
+    # ICD: RUN — "amplitude rises from 0 to the target over ramp_s"; state RAMP, then ON.
+    assert client.request("CFG,1,SYM,100,200,0,0,2") == ["ACK"]
+    assert client.request("AMP,1,20") == ["ACK"]
+    t_sent = time.monotonic()
+    assert client.request("RUN,1") == ["ACK"]
+    t_ack = time.monotonic()
+    samples = sample_meas(client, 1, 2.8)
+    for sent, received, state_, meas in samples:
+        value = float(meas)
+        upper = 20.0 * min(1.0, (received - t_sent) / 2.0) * 1.05 + 0.5
+        lower = 20.0 * min(1.0, (sent - t_ack - 0.3) / 2.0) * 0.95 - 1.0
+        assert lower <= value <= upper, (sent - t_ack, value)
+        if received - t_sent < 1.8:
+            assert state_ == "RAMP", (received - t_sent, state_)
+    assert samples[0][3] != "20"  # never a jump to the target
+    assert samples[-1][2] == "ON" and 19.0 <= float(samples[-1][3]) <= 21.0
+
+
+def test_amp_while_running_moves_at_most_5_ma_per_s(client: ES2Client) -> None:
+    # ICD: AMP while running — the output moves at the slower of 5 mA/s and ramp_s's rate
+    # (ramp_s 0 here, so 5 mA/s), never in one jump.
+    run_channel(client, ch=1, ma="10")
+    time.sleep(0.1)
+    assert 9.5 <= float(stat(client, 1)[3]) <= 10.5
+    t_sent = time.monotonic()
+    assert client.request("AMP,1,20") == ["ACK"]
+    t_ack = time.monotonic()
+    assert stat(client, 1)[2] == "20"  # the target is the new value at once
+    samples = sample_meas(client, 1, 2.6)
+    for sent, received, state_, meas in samples:
+        value = float(meas)
+        upper = min(20.0, 10.0 + 5.0 * (received - t_sent)) * 1.05 + 0.5
+        lower = min(20.0, 10.0 + 5.0 * (sent - t_ack - 0.3)) * 0.95 - 1.0
+        assert lower <= value <= upper, (sent - t_ack, value)
+        assert state_ in ("RAMP", "ON")
+    assert float(samples[0][3]) < 12.0  # no jump
+    assert 19.0 <= float(samples[-1][3]) <= 21.0
+
+
+def test_tel_while_running_reports_ramp_or_on_and_current(client: ES2Client) -> None:
+    # ICD: TEL,<ch>,<state>,<meas_ma>,<impedance_ohm>,<faults> at the STREAM rate, per channel.
+    assert client.request("CFG,1,SYM,100,200,0,0,1") == ["ACK"]
+    assert client.request("AMP,1,20") == ["ACK"]
+    assert client.request("STREAM,10") == ["ACK"]
+    assert client.request("RUN,1") == ["ACK"]
+    client.unsolicited.clear()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.8:
+        assert client.request("HB") == ["ACK"]
+        time.sleep(0.1)
+    assert client.request("STREAM,0") == ["ACK"]
+    tel = [f for _, f in client.unsolicited if f[0] == "TEL"]
+    ch1 = [f for f in tel if f[1] == "1"]
+    ch2 = [f for f in tel if f[1] == "2"]
+    assert len(ch1) >= 10 and len(ch2) >= 10, (len(ch1), len(ch2))
+    for fields in ch1:
+        assert fields[2] in ("RAMP", "ON") and fields[5] == "00", fields
+        assert 500 <= int(fields[4]) <= 2000, fields
+        assert 0.0 <= float(fields[3]) <= 21.0, fields
+    assert all(f[2:4] == ["IDLE", "0"] and f[5] == "00" for f in ch2)
+    states = [f[2] for f in ch1]
+    assert "RAMP" in states and states[-1] == "ON"
+    assert "RAMP" not in states[states.index("ON") :]  # constant target: RAMP, then ON
+    assert all(float(f[3]) > 0 for f in ch1[1:])
+    assert all(19.0 <= float(f[3]) <= 21.0 for f in ch1 if f[2] == "ON")

@@ -1,24 +1,31 @@
-"""US-1 simulator conformance: pure-model rules (injected time) and the real process over TCP."""
+"""US-1 simulator conformance: pure-model rules (injected time) and the real process.
+
+The process tests run on both links of one simulator started with `--tcp` and `--rtu-pty`:
+the `client` fixture is parametrized over Modbus TCP and Modbus RTU (pty opened 8N1, see
+`test_us1_rtu`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
 from device_sims.us1.model import US1Model
 from device_sims.us1.registers import ExcCode, Fault, State
 from sessionconsole.testing import SimProcess
+from tests.sims.test_us1_rtu import rtu_client
 
 HR, IR, DI = 3, 4, 2
+ModbusClient = AsyncModbusSerialClient | AsyncModbusTcpClient
 START, STOP, PAUSE, RESUME, RESET = 1, 2, 3, 4, 5
 
 
@@ -172,13 +179,35 @@ def test_model_seed_repeats_physics() -> None:
     assert temperature_trace(7) != temperature_trace(8)
 
 
-# ---- real process over Modbus TCP --------------------------------------------------------
+# ---- real process over Modbus TCP and Modbus RTU -----------------------------------------
 @pytest.fixture
-async def client(us1_sim: SimProcess) -> AsyncIterator[AsyncModbusTcpClient]:
-    """A connected Modbus TCP client with short timeouts and no retries."""
-    host, port = us1_sim.modbus_tcp
-    modbus = AsyncModbusTcpClient(host, port=port, timeout=0.3, retries=0)
+def us1_sim() -> Iterator[SimProcess]:
+    """A US-1 simulator serving one unit on both Modbus TCP and RTU (pty)."""
+    sim = SimProcess("us1", ["--tcp", "127.0.0.1:0", "--rtu-pty"]).start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+async def connect(sim: SimProcess, transport: str) -> ModbusClient:
+    """A connected client on `transport` ("tcp" or "rtu"), short timeouts, no retries."""
+    modbus: ModbusClient
+    if transport == "tcp":
+        host, port = sim.modbus_tcp
+        modbus = AsyncModbusTcpClient(host, port=port, timeout=0.3, retries=0)
+    else:
+        modbus = rtu_client(sim.endpoints["rtu_pty"])
     assert await modbus.connect()
+    return modbus
+
+
+@pytest.fixture(params=["tcp", "rtu"])
+async def client(
+    us1_sim: SimProcess, request: pytest.FixtureRequest
+) -> AsyncIterator[ModbusClient]:
+    """A connected Modbus client on TCP or RTU: every process test runs on both links."""
+    modbus = await connect(us1_sim, request.param)
     yield modbus
     modbus.close()
 
@@ -188,14 +217,14 @@ def exception_code(response: ModbusPDU) -> int:
     return int(response.exception_code) if response.isError() else 0
 
 
-async def write(client: AsyncModbusTcpClient, address: int, *values: int) -> int:
+async def write(client: ModbusClient, address: int, *values: int) -> int:
     """Write with FC 6 (one value) or FC 16; return the exception code (0 = success)."""
     if len(values) == 1:
         return exception_code(await client.write_register(address, values[0], device_id=1))
     return exception_code(await client.write_registers(address, list(values), device_id=1))
 
 
-async def read(client: AsyncModbusTcpClient, table: int, address: int, count: int = 1) -> list[Any]:
+async def read(client: ModbusClient, table: int, address: int, count: int = 1) -> list[Any]:
     """Read registers (FC 3/4) or bits (FC 2); fail the test on an exception response."""
     calls: dict[int, Callable[..., Any]] = {
         HR: client.read_holding_registers,
@@ -222,7 +251,7 @@ async def wait_state(
 
 
 async def test_ready_line_and_every_register_readable(
-    us1_sim: SimProcess, client: AsyncModbusTcpClient
+    us1_sim: SimProcess, client: ModbusClient
 ) -> None:
     assert us1_sim.ready["model"] == "US-1"
     assert us1_sim.ready["units"][0]["endpoints"] == us1_sim.endpoints
@@ -242,7 +271,7 @@ async def test_ready_line_and_every_register_readable(
         assert len(await read(client, DI, address)) == 1
 
 
-async def test_unsupported_function_codes_get_exception_01(client: AsyncModbusTcpClient) -> None:
+async def test_unsupported_function_codes_get_exception_01(client: ModbusClient) -> None:
     assert exception_code(await client.read_coils(0, count=1, device_id=1)) == 1
     assert exception_code(await client.write_coil(0, True, device_id=1)) == 1
     rw = await client.readwrite_registers(
@@ -253,7 +282,7 @@ async def test_unsupported_function_codes_get_exception_01(client: AsyncModbusTc
     assert await read(client, HR, 1) == [0]
 
 
-async def test_addresses_outside_tables_get_exception_02(client: AsyncModbusTcpClient) -> None:
+async def test_addresses_outside_tables_get_exception_02(client: ModbusClient) -> None:
     assert exception_code(await client.read_holding_registers(8, count=1, device_id=1)) == 2
     assert exception_code(await client.read_holding_registers(7, count=2, device_id=1)) == 2
     assert exception_code(await client.read_input_registers(15, count=2, device_id=1)) == 2
@@ -264,14 +293,14 @@ async def test_addresses_outside_tables_get_exception_02(client: AsyncModbusTcpC
 
 
 async def test_refused_values_get_exception_03_and_leave_register(
-    client: AsyncModbusTcpClient,
+    client: ModbusClient,
 ) -> None:
     for address, value in [(0, 2000), (1, 301), (2, 30), (3, 50), (4, 0), (5, 99), (7, 6)]:
         assert await write(client, address, value) == 3, (address, value)
     assert await read(client, HR, 0, 8) == [1000, 0, 100, 100, 300, 1000, 0, 0]
 
 
-async def test_fc16_is_all_or_nothing(client: AsyncModbusTcpClient) -> None:
+async def test_fc16_is_all_or_nothing(client: ModbusClient) -> None:
     assert await write(client, 0, 3000, 150, 30) == 3
     assert await read(client, HR, 0, 3) == [1000, 0, 100]
     assert await write(client, 0, 3000, 150, 50) == 0
@@ -279,7 +308,7 @@ async def test_fc16_is_all_or_nothing(client: AsyncModbusTcpClient) -> None:
 
 
 async def test_start_in_same_write_ramps_and_stop_is_immediate(
-    us1_sim: SimProcess, client: AsyncModbusTcpClient
+    us1_sim: SimProcess, client: ModbusClient
 ) -> None:
     t0 = time.monotonic()
     assert await write(client, 0, 1000, 100, 100, 100, 300, 1000, 0, START) == 0
@@ -300,7 +329,7 @@ async def test_start_in_same_write_ramps_and_stop_is_immediate(
 
 
 async def test_pause_resume_and_commands_outside_allowed_states(
-    client: AsyncModbusTcpClient,
+    client: ModbusClient,
 ) -> None:
     for command in (PAUSE, RESUME, RESET):
         assert await write(client, 7, command) == 6
@@ -319,9 +348,7 @@ async def test_pause_resume_and_commands_outside_allowed_states(
     assert (await read(client, IR, 0))[0] == State.RUNNING
 
 
-async def test_reset_fault_only_once_cause_gone(
-    us1_sim: SimProcess, client: AsyncModbusTcpClient
-) -> None:
+async def test_reset_fault_only_once_cause_gone(us1_sim: SimProcess, client: ModbusClient) -> None:
     assert us1_sim.request({"op": "inject", "fault": "head_disconnect"}) == {"ok": True}
     await wait_state(us1_sim, lambda s: s["fault"] == "HEAD_DISCONNECTED", 1.0)
     assert await read(client, IR, 6) == [Fault.HEAD_DISCONNECTED]
@@ -333,7 +360,7 @@ async def test_reset_fault_only_once_cause_gone(
 
 
 async def test_watchdog_fault_between_300_and_550_ms(
-    us1_sim: SimProcess, client: AsyncModbusTcpClient
+    us1_sim: SimProcess, client: ModbusClient
 ) -> None:
     assert await write(client, 1, 50, 100, 100, 300, 300, 0, START) == 0
     t0 = time.monotonic()
@@ -345,7 +372,7 @@ async def test_watchdog_fault_between_300_and_550_ms(
 
 
 async def test_heartbeats_every_100_ms_keep_running(
-    us1_sim: SimProcess, client: AsyncModbusTcpClient
+    us1_sim: SimProcess, client: ModbusClient
 ) -> None:
     assert await write(client, 1, 50, 100, 100, 300, 300, 0, START) == 0
     t0 = time.monotonic()
@@ -360,7 +387,7 @@ async def test_heartbeats_every_100_ms_keep_running(
 
 
 async def test_overtemp_injection_faults_within_2_5_s(
-    us1_sim: SimProcess, client: AsyncModbusTcpClient
+    us1_sim: SimProcess, client: ModbusClient
 ) -> None:
     assert us1_sim.request({"op": "inject", "fault": "overtemp"}) == {"ok": True}
     elapsed = await wait_state(us1_sim, lambda s: s["fault"] == "OVERTEMP", 2.5)
@@ -375,7 +402,7 @@ async def test_overtemp_injection_faults_within_2_5_s(
 
 
 async def test_patient_stop_faults_and_switch_is_momentary(
-    us1_sim: SimProcess, client: AsyncModbusTcpClient
+    us1_sim: SimProcess, client: ModbusClient
 ) -> None:
     assert await write(client, 1, 50, 100, 100, 300, 1000, 0, START) == 0
     assert us1_sim.request({"op": "inject", "fault": "patient_stop"}) == {"ok": True}
@@ -388,7 +415,7 @@ async def test_patient_stop_faults_and_switch_is_momentary(
 
 
 async def test_link_drop_silences_and_ok_restores(
-    us1_sim: SimProcess, client: AsyncModbusTcpClient
+    us1_sim: SimProcess, client: ModbusClient
 ) -> None:
     assert us1_sim.request({"op": "link", "mode": "drop"}) == {"ok": True}
     with pytest.raises(ModbusIOException):
@@ -400,21 +427,21 @@ async def test_link_drop_silences_and_ok_restores(
     assert await read(client, HR, 0, 2) == [1000, 0]  # the dropped write was never acted on
 
 
-async def test_wrong_unit_id_gets_no_reply(client: AsyncModbusTcpClient) -> None:
+async def test_wrong_unit_id_gets_no_reply(client: ModbusClient) -> None:
     with pytest.raises(ModbusIOException):
         await client.read_holding_registers(0, count=1, device_id=2)
     assert await read(client, HR, 0) == [1000]
 
 
 async def test_reboot_increments_boot_counter_and_goes_idle(
-    us1_sim: SimProcess, client: AsyncModbusTcpClient
+    us1_sim: SimProcess, client: ModbusClient
 ) -> None:
     assert await write(client, 1, 50, 100, 100, 300, 1000, 0, START) == 0
     reply = us1_sim.request({"op": "reboot"})
     assert reply == {"ok": True, "boot_counter": 2}
-    host, port = us1_sim.modbus_tcp
-    fresh = AsyncModbusTcpClient(host, port=port, timeout=0.3, retries=0)
-    assert await fresh.connect()
+    transport = "tcp" if isinstance(client, AsyncModbusTcpClient) else "rtu"
+    client.close()  # a serial port is opened exclusively: the fresh client replaces this one
+    fresh = await connect(us1_sim, transport)
     try:
         regs = await read(fresh, IR, 0, 13)
         assert (regs[0], regs[1], regs[12]) == (State.IDLE, 0, 2)
@@ -474,3 +501,295 @@ def test_sigterm_exits_0_within_1_s(us1_sim: SimProcess) -> None:
     us1_sim.proc.send_signal(signal.SIGTERM)
     assert us1_sim.proc.wait(timeout=1.0) == 0
     assert time.monotonic() - t0 < 1.0
+
+
+# ---- ICD rows added after the audit (both links) ------------------------------------------
+async def start(
+    client: ModbusClient,
+    intensity: int = 100,
+    duty: int = 100,
+    time_s: int = 300,
+    watchdog_ms: int = 5000,
+) -> None:
+    """Write registers 1-7 with START last (one FC 16): RUNNING with those values."""
+    assert await write(client, 1, intensity, duty, 100, time_s, watchdog_ms, 0, START) == 0
+    assert (await read(client, IR, 0))[0] == State.RUNNING
+
+
+async def hold(client: ModbusClient, seconds: float, period: float = 0.1) -> None:
+    """Keep the watchdog fed (register 6) for `seconds`."""
+    t_end = time.monotonic() + seconds
+    beat = 0
+    while time.monotonic() < t_end:
+        beat += 1
+        assert await write(client, 6, beat) == 0
+        await asyncio.sleep(period)
+
+
+async def pin_coupling(sim: SimProcess, pct: float) -> None:
+    """Pin the coupling through the test port."""
+    assert await sim.arequest({"op": "set", "coupling_pct": pct}) == {"ok": True}
+
+
+def energy_j(regs: list[int]) -> int:
+    """Input registers 10-11 (from a read starting at 0): 32-bit, high word first."""
+    return regs[10] << 16 | regs[11]
+
+
+async def test_emission_time_and_energy_grow_with_power_times_duty(
+    us1_sim: SimProcess, client: ModbusClient
+) -> None:
+    # ICD: IR 9 emission time (output on and coupled), IR 10-11 energy (J, 32-bit, high word
+    # first) growing by measured power x duty fraction x seconds while RUNNING and coupled.
+    await pin_coupling(us1_sim, 90)
+    assert await read(client, IR, 9, 3) == [0, 0, 0]
+    await start(client, intensity=100, duty=50)
+    t0 = previous = time.monotonic()
+    expected = 0.0
+    middle: list[int] = []
+    beat = 0
+    while (now := time.monotonic()) - t0 < 4.0:
+        beat += 1
+        assert await write(client, 6, beat) == 0
+        power_w = (await read(client, IR, 1))[0] / 100
+        expected += power_w * 0.5 * (now - previous)
+        previous = now
+        if not middle and now - t0 >= 2.0:
+            middle = await read(client, IR, 0, 12)
+        await asyncio.sleep(0.05)
+    regs = await read(client, IR, 0, 12)
+    elapsed = time.monotonic() - t0
+    assert regs[0] == State.RUNNING
+    assert middle[9] < regs[9] and energy_j(middle) < energy_j(regs)  # growing
+    assert elapsed - 1.5 <= regs[9] <= elapsed + 1.0, (regs[9], elapsed)
+    assert regs[10] == 0  # a few joules: the high word comes first and is 0
+    assert abs(energy_j(regs) - expected) <= 2.0 + 0.2 * expected, (energy_j(regs), expected)
+    assert await write(client, 7, STOP) == 0
+    await asyncio.sleep(0.3)
+    assert (await read(client, IR, 9, 3)) == regs[9:12]  # nothing counted once stopped
+
+
+async def test_low_coupling_suspends_holds_timer_and_energy_and_resumes(
+    us1_sim: SimProcess, client: ModbusClient
+) -> None:
+    # ICD: coupling below 30 % for more than 1 s → SUSPENDED (no energy, timer stopped);
+    # back to 50 % or more → RUNNING.
+    await pin_coupling(us1_sim, 90)
+    await start(client, intensity=100, duty=100, time_s=300)
+    await hold(client, 0.5)
+    t_set = time.monotonic()
+    await pin_coupling(us1_sim, 20)
+    while (now := time.monotonic()) - t_set < 0.8:  # not before 1 s of low coupling
+        assert await write(client, 6, 1) == 0
+        assert (await read(client, IR, 0))[0] == State.RUNNING, now - t_set
+        await asyncio.sleep(0.05)
+    while (await read(client, IR, 0))[0] != State.SUSPENDED:
+        assert time.monotonic() - t_set < 2.5, "not SUSPENDED 2.5 s after coupling 20 %"
+        assert await write(client, 6, 2) == 0
+        await asyncio.sleep(0.05)
+    held = await read(client, IR, 0, 12)
+    assert held[4] == 20 and (await read(client, DI, 1))[0] is False
+    assert await write(client, 2, 50) == 6  # registers 2, 3, 4 locked while SUSPENDED
+    await hold(client, 1.0)
+    later = await read(client, IR, 0, 12)
+    assert later[0] == State.SUSPENDED
+    assert (later[5], later[9], energy_j(later)) == (held[5], held[9], energy_j(held))
+    await pin_coupling(us1_sim, 50)
+    t_back = time.monotonic()
+    while (await read(client, IR, 0))[0] != State.RUNNING:
+        assert time.monotonic() - t_back < 1.0, "not back to RUNNING at 50 % coupling"
+        assert await write(client, 6, 3) == 0
+        await asyncio.sleep(0.02)
+    assert (await read(client, DI, 1))[0] is True
+    await hold(client, 1.3)  # > 1 s: the whole-second registers must move
+    resumed = await read(client, IR, 0, 12)
+    assert resumed[0] == State.RUNNING and resumed[5] < held[5] and resumed[9] > held[9]
+
+
+async def test_pause_from_suspended_and_resume_uncoupled_goes_suspended(
+    us1_sim: SimProcess, client: ModbusClient
+) -> None:
+    # ICD: PAUSE allowed in SUSPENDED; RESUME → SUSPENDED if not coupled.
+    await pin_coupling(us1_sim, 20)
+    await start(client)
+    t0 = time.monotonic()
+    while (await read(client, IR, 0))[0] != State.SUSPENDED:
+        assert time.monotonic() - t0 < 2.5, "not SUSPENDED"
+        assert await write(client, 6, 1) == 0
+        await asyncio.sleep(0.05)
+    assert await write(client, 7, PAUSE) == 0
+    regs = await read(client, IR, 0, 3)
+    assert regs == [State.PAUSED, 0, 0]  # output off
+    assert await write(client, 7, RESUME) == 0
+    assert (await read(client, IR, 0))[0] == State.SUSPENDED
+    await pin_coupling(us1_sim, 80)
+    await hold(client, 0.3)
+    assert (await read(client, IR, 0))[0] == State.RUNNING
+
+
+async def test_timer_runs_out_to_done_stop_keeps_done_start_again(
+    us1_sim: SimProcess, client: ModbusClient
+) -> None:
+    # ICD: timer at 0 → DONE, output off; STOP in DONE accepted, state unchanged; START is
+    # allowed from DONE and reloads the timer from register 4.
+    await pin_coupling(us1_sim, 90)
+    t0 = time.monotonic()
+    await start(client, time_s=2)
+    while (state_ := (await read(client, IR, 0))[0]) == State.RUNNING:
+        assert time.monotonic() - t0 < 3.5, "no DONE 3.5 s after START with time_s 2"
+        assert await write(client, 6, 1) == 0
+        await asyncio.sleep(0.05)
+    assert state_ == State.DONE
+    assert time.monotonic() - t0 >= 1.8, "DONE before the 2 s timer ran out"
+    regs = await read(client, IR, 0, 6)
+    assert (regs[0], regs[1], regs[2], regs[5]) == (State.DONE, 0, 0, 0)  # output off, timer 0
+    assert (await read(client, DI, 3))[0] is False
+    assert await write(client, 7, STOP) == 0
+    assert (await read(client, IR, 0))[0] == State.DONE
+    assert await write(client, 4, 5) == 0  # not locked in DONE
+    assert await write(client, 7, START) == 0
+    regs = await read(client, IR, 0, 6)
+    assert regs[0] == State.RUNNING and regs[5] in (4, 5)
+
+
+async def test_stop_in_idle_and_fault_accepted_and_changes_nothing(
+    us1_sim: SimProcess, client: ModbusClient
+) -> None:
+    # ICD: STOP is allowed in every state; other than RUNNING/PAUSED/SUSPENDED unchanged.
+    assert await write(client, 7, STOP) == 0
+    assert await read(client, IR, 0) == [State.IDLE]
+    assert await us1_sim.arequest({"op": "inject", "fault": "head_disconnect"}) == {"ok": True}
+    await wait_state(us1_sim, lambda s: s["fault"] == "HEAD_DISCONNECTED", 1.0)
+    assert await write(client, 7, STOP) == 0
+    assert await read(client, IR, 0) == [State.FAULT]
+    assert await read(client, IR, 6) == [Fault.HEAD_DISCONNECTED]
+
+
+async def test_start_with_latched_fault_is_refused_with_06(
+    us1_sim: SimProcess, client: ModbusClient
+) -> None:
+    # ICD: START only "with no latched fault"; a FAULT latches until RESET_FAULT.
+    assert await us1_sim.arequest({"op": "inject", "fault": "head_disconnect"}) == {"ok": True}
+    await wait_state(us1_sim, lambda s: s["fault"] == "HEAD_DISCONNECTED", 1.0)
+    assert await us1_sim.arequest({"op": "clear"}) == {"ok": True}
+    await asyncio.sleep(0.1)
+    assert await read(client, IR, 0) == [State.FAULT]  # cause gone, fault still latched
+    assert await write(client, 7, START) == 6
+    assert await write(client, 1, 50, 100, 100, 300, 1000, 0, START) == 6  # all or nothing
+    assert await read(client, HR, 1) == [0]
+    assert await read(client, IR, 0, 2) == [State.FAULT, 0]
+    assert await write(client, 7, RESET) == 0
+    assert await write(client, 7, START) == 0
+    assert await read(client, IR, 0) == [State.RUNNING]
+
+
+async def test_registers_2_3_4_locked_while_running_and_paused(client: ModbusClient) -> None:
+    # ICD: while RUNNING, PAUSED or SUSPENDED only registers 1, 5, 6, 7 may be written.
+    await start(client, duty=50)
+    for pause_reply in (0, 6):  # RUNNING, then PAUSED (where PAUSE itself is refused: 06)
+        for address, value in ((2, 20), (3, 48), (4, 600), (0, 3000)):
+            assert await write(client, address, value) == 6, (address, value)
+        assert await write(client, 2, 20, 48) == 6
+        regs = await read(client, HR, 0, 5)
+        assert (regs[0], regs[2], regs[3], regs[4]) == (1000, 50, 100, 300)
+        assert await write(client, 1, 120) == 0
+        assert await write(client, 5, 4000) == 0
+        assert await write(client, 6, 7) == 0
+        assert await write(client, 7, PAUSE) == pause_reply
+        assert (await read(client, IR, 0))[0] == State.PAUSED
+    assert await write(client, 7, STOP) == 0
+    assert await write(client, 2, 20, 48, 600) == 0  # unlocked in IDLE
+
+
+async def test_edge_values_are_accepted(client: ModbusClient) -> None:
+    # ICD: allowed values — intensity 0-300, duty 10/20/50/100, rate 16/48/100, time 1-1800,
+    # watchdog 100-5000, frequency 1000/3000.
+    for address, value in (
+        (1, 300),
+        (1, 0),
+        (2, 10),
+        (2, 20),
+        (2, 50),
+        (3, 16),
+        (3, 48),
+        (4, 1),
+        (4, 1800),
+        (5, 100),
+        (5, 5000),
+        (0, 3000),
+        (0, 1000),
+        (6, 65535),
+    ):
+        assert await write(client, address, value) == 0, (address, value)
+        assert await read(client, HR, address) == [value], (address, value)
+    assert await write(client, 1, 300, 10, 16, 1800, 100) == 0
+    assert await read(client, HR, 1, 5) == [300, 10, 16, 1800, 100]
+
+
+async def test_di_coupled_follows_50_percent_and_output_active_while_running(
+    us1_sim: SimProcess, client: ModbusClient
+) -> None:
+    # ICD: DI 1 head coupled (coupling ≥ 50 %), DI 3 output active; IR 4 coupling in %.
+    for pct, coupled in ((50, True), (49, False), (50, True), (95, True), (10, False)):
+        await pin_coupling(us1_sim, pct)
+        assert await read(client, IR, 4) == [pct]
+        assert await read(client, DI, 1) == [coupled], pct
+    await pin_coupling(us1_sim, 90)
+    assert (await read(client, DI, 3))[0] is False
+    await start(client)
+    await hold(client, 0.3)
+    assert (await read(client, DI, 3))[0] is True
+    assert await write(client, 7, PAUSE) == 0
+    assert (await read(client, DI, 3))[0] is False
+    assert await write(client, 7, RESUME) == 0
+    await hold(client, 0.3)
+    assert (await read(client, DI, 3))[0] is True
+    assert await write(client, 7, STOP) == 0
+    assert (await read(client, DI, 3))[0] is False
+
+
+async def wait_watchdog_fault(
+    client: ModbusClient, t_beat: float, keep: Callable[[], Awaitable[None]]
+) -> float:
+    """Await `keep()` every ~50 ms until IR 0 reads FAULT; return when it did."""
+    while (await read(client, IR, 0))[0] != State.FAULT:
+        assert time.monotonic() - t_beat < 1.0, "no watchdog fault"
+        await keep()
+        await asyncio.sleep(0.05)
+    return time.monotonic()
+
+
+async def test_only_register_6_feeds_the_watchdog(client: ModbusClient) -> None:
+    # ICD: register 6 — "only writes to this register feed the watchdog".
+    await start(client, intensity=50, watchdog_ms=300)
+    t_send = time.monotonic()
+    assert await write(client, 6, 1) == 0
+    t_ack = time.monotonic()
+
+    async def write_intensity() -> None:
+        assert await write(client, 1, 50) == 0
+
+    t_fault = await wait_watchdog_fault(client, t_ack, write_intensity)
+    assert t_fault - t_send >= 0.300, "watchdog fired before its timeout"
+    assert t_fault - t_ack <= 0.300 + 0.250, t_fault - t_ack
+    regs = await read(client, IR, 0, 7)
+    assert (regs[0], regs[1], regs[2], regs[6]) == (State.FAULT, 0, 0, Fault.WATCHDOG)
+
+
+async def test_watchdog_expires_while_paused(client: ModbusClient) -> None:
+    # ICD: watchdog expiry while RUNNING, PAUSED or SUSPENDED → FAULT (2); a command write
+    # (register 7) does not feed it.
+    await start(client, intensity=50, watchdog_ms=300)
+    assert await write(client, 7, PAUSE) == 0
+    t_send = time.monotonic()
+    assert await write(client, 6, 1) == 0
+    t_ack = time.monotonic()
+    assert (await read(client, IR, 0))[0] == State.PAUSED
+
+    async def nothing() -> None:
+        return None
+
+    t_fault = await wait_watchdog_fault(client, t_ack, nothing)
+    assert t_fault - t_send >= 0.300, "watchdog fired before its timeout"
+    assert t_fault - t_ack <= 0.300 + 0.250, t_fault - t_ack
+    assert (await read(client, IR, 6))[0] == Fault.WATCHDOG

@@ -1,0 +1,218 @@
+"""The simulator contract (SIMULATORS.md) for every model: stdout, READY shape, signals, seed.
+
+Each test launches `python -m device_sims MODEL ...` itself (the command `SimProcess` or
+`cx3_sim_for` builds) so it can keep everything the process writes to stdout, not only the
+READY line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sessionconsole.testing import SimProcess
+from sessionconsole.testing.cx3 import cx3_sim_for
+from sessionconsole.testing.mqtt import Mosquitto
+from tests.sims.es2_client import ES2Client
+
+NAMES = {"us1": "US-1", "es2": "ES-2", "cx3": "CX-3"}
+ENDPOINT_KEYS = {"serial_pty", "serial_url", "modbus_tcp", "rtu_pty", "mqtt"}
+HOSTPORT = re.compile(r"127\.0\.0\.1:([1-9]\d*)")
+
+
+def launch(sim: SimProcess, timeout: float = 10.0) -> bytes:
+    """Run `sim.command` keeping stdout; set `sim.proc`, `sim.ready`; return bytes after READY."""
+    proc = subprocess.Popen(
+        sim.command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    sim.proc = proc
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    buffer = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while b"\n" not in buffer:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no READY line within {timeout} s: {buffer!r}"
+            if selector.select(remaining):
+                chunk = os.read(fd, 4096)
+                assert chunk, f"simulator exited before READY: {buffer!r}"
+                buffer += chunk
+    line, _, rest = buffer.partition(b"\n")
+    assert line.startswith(b"READY "), line
+    sim.ready = json.loads(line[len(b"READY ") :])
+    return rest
+
+
+def read_to_eof(sim: SimProcess, timeout: float = 2.0) -> bytes:
+    """Everything left on the (exited) simulator's stdout."""
+    assert sim.proc is not None and sim.proc.stdout is not None
+    fd = sim.proc.stdout.fileno()
+    data = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if selector.select(deadline - time.monotonic()):
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    return data
+                data += chunk
+    raise AssertionError(f"stdout not closed {timeout} s after exit")
+
+
+@pytest.fixture(params=["us1", "es2", "cx3"])
+def sim(request: pytest.FixtureRequest) -> Iterator[SimProcess]:
+    """A not-yet-started simulator of each model with no transport option (CX-3: a broker)."""
+    if request.param == "cx3":
+        broker: Mosquitto = request.getfixturevalue("mosquitto_broker")
+        process = cx3_sim_for(broker)
+    else:
+        process = SimProcess(request.param)
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+def model_of(sim: SimProcess) -> str:
+    """The model argument the simulator was started with."""
+    return sim.command[3]
+
+
+def device_activity(sim: SimProcess) -> None:
+    """Talk to the device itself over its default endpoint (not the test port)."""
+    model = model_of(sim)
+    if model == "es2":
+        client = ES2Client(sim.endpoints["serial_pty"])
+        try:
+            assert client.request("ID?")[:2] == ["ID", "ES-2"]
+            assert client.request("STREAM,10") == ["ACK"]
+            time.sleep(0.2)
+            assert client.request("STREAM,0") == ["ACK"]
+        finally:
+            client.close()
+    elif model == "us1":
+        host, port = sim.modbus_tcp
+        with socket.create_connection((host, port), timeout=2.0) as s:
+            s.sendall(bytes([0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1]))  # FC 3, address 0, 1 register
+            reply = s.recv(64)
+            assert reply[7:11] == bytes([3, 2, 0x03, 0xE8]), reply  # frequency 1000
+
+
+def test_one_stdout_line_then_nothing_and_sigint_exits_0_within_1_s(sim: SimProcess) -> None:
+    # SIMULATORS.md: "prints exactly one line to stdout, then only logs to stderr";
+    # "SIGTERM or SIGINT: it stops within 1 s, exit code 0".
+    rest = launch(sim)
+    device_activity(sim)
+    for request in (
+        {"op": "state"},
+        {"op": "link", "mode": "delay", "ms": 10},
+        {"op": "inject", "fault": "patient_stop"},
+        {"op": "teleport"},
+        {"op": "clear"},
+        {"op": "reboot"},
+        {"op": "state"},
+    ):
+        assert "ok" in sim.request(request)
+    time.sleep(0.2)
+    assert sim.proc is not None
+    t0 = time.monotonic()
+    sim.proc.send_signal(signal.SIGINT)
+    assert sim.proc.wait(timeout=2.0) == 0
+    assert time.monotonic() - t0 < 1.0
+    assert rest + read_to_eof(sim) == b""
+
+
+def test_ready_shape_and_default_transport(sim: SimProcess) -> None:
+    # SIMULATORS.md: READY {"model", "units": [{"endpoints"}], "control"}; the first unit's
+    # endpoints also at top level; control on 127.0.0.1; with no transport option ES-2 takes
+    # a pseudo-terminal and US-1 takes TCP.
+    launch(sim)
+    ready: dict[str, Any] = sim.ready
+    model = model_of(sim)
+    assert ready["model"] == NAMES[model]
+    assert isinstance(ready["units"], list) and len(ready["units"]) == 1
+    endpoints = ready["units"][0]["endpoints"]
+    assert ready["endpoints"] == endpoints
+    assert HOSTPORT.fullmatch(ready["control"]), ready["control"]
+    assert sim.request({"op": "state"})["ok"] is True  # the control port answers
+    assert set(endpoints) <= ENDPOINT_KEYS
+    if model == "es2":
+        assert set(endpoints) == {"serial_pty"}
+        assert endpoints["serial_pty"].startswith("/dev/pts/")
+        device_activity(sim)  # the pty speaks ES-2
+    elif model == "us1":
+        assert set(endpoints) == {"modbus_tcp"}
+        assert HOSTPORT.fullmatch(endpoints["modbus_tcp"]), endpoints
+        device_activity(sim)
+    else:
+        serial = sim.command[sim.command.index("--serial") + 1]
+        broker = sim.command[sim.command.index("--broker") + 1]
+        assert endpoints == {"mqtt": {"broker": broker, "root": f"cx3/{serial}"}}
+
+
+def test_es2_all_transports_and_count_in_ready() -> None:
+    # SIMULATORS.md: each transport option starts that endpoint; serial_url is a pyserial URL;
+    # --count N gives N units, the first one's endpoints also at top level.
+    sim = SimProcess("es2", ["--pty", "--tcp", "127.0.0.1:0", "--count", "2"])
+    try:
+        launch(sim)
+        units = sim.ready["units"]
+        assert len(units) == 2 and sim.ready["endpoints"] == units[0]["endpoints"]
+        for unit in units:
+            assert set(unit["endpoints"]) == {"serial_pty", "serial_url"}
+            assert re.fullmatch(r"socket://127\.0\.0\.1:[1-9]\d*", unit["endpoints"]["serial_url"])
+        assert units[0]["endpoints"] != units[1]["endpoints"]
+    finally:
+        sim.kill()
+
+
+# ---- --seed --------------------------------------------------------------------------------
+def es2_impedances(seed: int) -> tuple[list[float], list[float]]:
+    """Both channels' impedance right after READY, and after ~1 s of a fixed ES-2 exchange."""
+
+    def impedances() -> list[float]:
+        return [float(c["impedance_ohm"]) for c in sim.request({"op": "state"})["channels"]]
+
+    with SimProcess("es2", ["--seed", str(seed)]) as sim:
+        initial = impedances()
+        client = ES2Client(sim.endpoints["serial_pty"])
+        try:
+            assert client.request("CFG,1,SYM,100,200,0,0,1") == ["ACK"]
+            assert client.request("AMP,1,10") == ["ACK"]
+            assert client.request("RUN,1") == ["ACK"]
+            for _ in range(10):
+                assert client.request("HB") == ["ACK"]
+                time.sleep(0.1)
+            later = impedances()
+            assert client.request("STOP,0") == ["ACK"]
+        finally:
+            client.close()
+    return initial, later
+
+
+def test_es2_same_seed_same_initial_physics_different_seed_differs() -> None:
+    # SIMULATORS.md: physics "seeded, so the random parts repeat"; electrode impedance drifts
+    # within 500-2 000 ohm. The simulators step their physics in real time, so the same seeded
+    # draws get slightly different step lengths in two processes and ~1 s later the impedances
+    # already differ by tens of ohm: only the seed-determined start (t ~ 0) is compared.
+    (first, first_later), (again, again_later), (other, other_later) = (
+        es2_impedances(seed) for seed in (5, 5, 6)
+    )
+    for value in first + first_later + again_later + other + other_later:
+        assert 500 <= value <= 2000
+    for a, b in zip(first, again, strict=True):
+        assert abs(a - b) <= 20.0, (first, again)
+    assert max(abs(a - b) for a, b in zip(first, other, strict=True)) > 40.0, (first, other)
