@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sessionconsole.drivers.base import DeviceDriver
+from sessionconsole.drivers.cx3_mqtt import Cx3MqttDriver
 from sessionconsole.drivers.es2_serial import Es2SerialDriver
 from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
 from sessionconsole.model.paths import config_dir
@@ -14,7 +15,12 @@ from sessionconsole.model.validation import PROFILE_KINDS
 
 @pytest.mark.parametrize(
     ("driver_class", "profile_file"),
-    [(Us1ModbusDriver, "us1-tcp.toml"), (Es2SerialDriver, "es2-serial.toml")],
+    [
+        (Us1ModbusDriver, "us1-tcp.toml"),
+        (Us1ModbusDriver, "us1-rtu.toml"),
+        (Es2SerialDriver, "es2-serial.toml"),
+        (Cx3MqttDriver, "cx3-mqtt.toml"),
+    ],
 )
 async def test_driver_conforms_and_starts_with_a_stop_pending(
     driver_class: type, profile_file: str

@@ -7,10 +7,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from sessionconsole.model.combination import Cx3Profile
 from sessionconsole.model.profile import Us1Profile
 from sessionconsole.model.stimulation import Es2Profile
 
-PROFILE_KINDS: dict[str, type[BaseModel]] = {"us1": Us1Profile, "es2": Es2Profile}
+PROFILE_KINDS: dict[str, type[BaseModel]] = {
+    "us1": Us1Profile,
+    "es2": Es2Profile,
+    "cx3": Cx3Profile,
+}
 
 
 def validate_profile_file(path: Path) -> list[str]:

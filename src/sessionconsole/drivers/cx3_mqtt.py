@@ -1,0 +1,468 @@
+"""CX-3 combination-unit driver over MQTT (aiomqtt), following ICD CX-3 v2.
+
+One I/O task owns the broker connection (clean session, reconnect with backoff, resubscribe).
+Within a connection a reader dispatches status, telemetry, replies and events, and a writer
+publishes in order of urgency: a pending stop, the watchdog setting after the device came
+online, queued commands, then a heartbeat if the core asked. A stop stays pending until the
+device answered ok to the newest stop id; it is published again with a new id after every
+reconnect, when the device comes back online, and after each unanswered retry period. Other
+commands asked for while the broker or the device was away are dropped, never replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import aiomqtt
+
+from sessionconsole.drivers.errors import DeviceUnreachable, WrongDevice
+from sessionconsole.model.combination import Cx3Profile, Cx3Reading
+from sessionconsole.model.settings import UltrasoundSettings
+from sessionconsole.model.stimulation import StimulationSettings
+from sessionconsole.protocols import cx3
+
+log = logging.getLogger(__name__)
+
+BACKOFF_INITIAL_S = 0.1
+BACKOFF_MAX_S = 2.0
+CLOSE_TIMEOUT_S = 1.0
+CONNECT_TIMEOUT_S = 2.0
+REPLY_TIMEOUT_S = 1.0  # a command unanswered this long counts as timed out
+STOP_RETRY_S = 0.5  # an unanswered stop is published again (new id) this often
+SERVE_TICK_S = 0.05
+COMMAND_HISTORY = 128
+CommandState = Literal["requested", "acknowledged", "refused", "timed_out", "lost"]
+
+
+@dataclass(slots=True)
+class CommandRecord:
+    """One published command and how far it got: requested → acknowledged or refused."""
+
+    id: int
+    op: str
+    args: dict[str, cx3.ArgValue]
+    requested_mono_s: float
+    state: CommandState = "requested"
+    error: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    """A command waiting for the writer."""
+
+    op: cx3.Op
+    args: dict[str, cx3.ArgValue]
+
+
+class Cx3MqttDriver:
+    """Drives one CX-3 through a broker; see the module docstring for the I/O discipline."""
+
+    def __init__(
+        self,
+        device_id: str,
+        profile: Cx3Profile,
+        clock: Callable[[], float] = time.monotonic,
+        on_error: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.device_id = device_id
+        self.profile = profile
+        self.clock = clock
+        self.on_error = on_error
+        self.topics = cx3.Topics.of(profile.link.root, profile.serial)
+        self.latest: Cx3Reading | None = None
+        self.status: cx3.Status | None = None
+        self.device_online = False
+        self.boot_changes = 0
+        self.events: deque[tuple[float, cx3.Event]] = deque(maxlen=256)
+        self.commands: OrderedDict[int, CommandRecord] = OrderedDict()
+        self.connected = False
+        self.last_error: str | None = None
+        self.bad_payloads = 0
+        self.foreign_replies = 0
+        self.heartbeats_sent = 0
+        self.stops_acknowledged = 0
+        self._ids = cx3.RequestIds()
+        self._boot: int | None = None
+        self._stop_wanted = True  # the first command once the unit is reached is a stop
+        self._stop_id: int | None = None  # the newest published stop; only its ok clears
+        self._stop_sent_mono_s = 0.0
+        self._stop_taken = asyncio.Event()  # clear: the initial stop is pending
+        self._hold_stop_for_reading = False  # connect_and_stop reads the state first
+        self._watchdog_due = False
+        self._heartbeat_pending = False
+        self._heartbeat_counter = 0
+        self._queue: deque[_Queued] = deque()
+        self._wake = asyncio.Event()
+        self._arrived = asyncio.Event()  # set on every inbound message
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # ---- requests from the core loop (never block) ----
+
+    def request_stop(self) -> None:
+        """Stop both outputs at once, ahead of anything queued.
+
+        Kept pending, across lost links and reconnects, until the device answered ok.
+        """
+        self._stop_wanted = True
+        self._stop_id = None  # publish a fresh stop: one already in flight may precede a start
+        self._stop_taken.clear()
+        self._heartbeat_pending = False  # a heartbeat asked for before the trip must not follow
+        self._queue = deque(q for q in self._queue if q.op != "start")
+        self._wake.set()
+
+    @property
+    def stop_pending(self) -> bool:
+        """A stop was asked for and the device has not yet acknowledged it."""
+        return self._stop_wanted
+
+    async def wait_stop_taken(self) -> None:
+        """Return once no stop is pending."""
+        await self._stop_taken.wait()
+
+    def request_configure_us(self, settings: UltrasoundSettings) -> None:
+        """Configure the stopped ultrasound output (frequency, intensity, duty, time)."""
+        self._put("configure_us", cx3.configure_us_args(settings))
+
+    def request_configure_stim(
+        self, settings: StimulationSettings, electrode: cx3.Electrode = "PADS"
+    ) -> None:
+        """Configure the stopped stimulation channel; `US_HEAD` is combination mode."""
+        self._put("configure_stim", cx3.configure_stim_args(settings, electrode))
+
+    def request_intensity(self, intensity_w_cm2: float) -> None:
+        """A new ultrasound intensity setpoint (the device ramps ≤ 0.5 W/cm² per s)."""
+        self._put("set_intensity", {"intensity_w_cm2": float(intensity_w_cm2)})
+
+    def request_amplitude(self, amplitude_ma: float) -> None:
+        """A new stimulation peak amplitude (a multiple of 0.5 mA; the device ramps)."""
+        self._put("set_amplitude", {"ma": float(amplitude_ma)})
+
+    def request_start(self, output: cx3.Output) -> None:
+        """Start "us", "stim" or "both" (both or neither)."""
+        self._put("start", {"output": output})
+
+    def request_reset_fault(self, output: cx3.Output) -> None:
+        """Clear latched faults of an output (only after an operator's acknowledgement)."""
+        self._put("reset_fault", {"output": output})
+
+    def request_watchdog(self, timeout_ms: int) -> None:
+        """Set the device watchdog (the driver sets the profile's value on every connect)."""
+        self._put("set_watchdog", {"timeout_ms": timeout_ms})
+
+    def request_heartbeat(self) -> None:
+        """Feed the watchdog once; called by the tick that ran the kernel."""
+        self._heartbeat_pending = True
+        self._wake.set()
+
+    def _put(self, op: cx3.Op, args: dict[str, cx3.ArgValue]) -> None:
+        self._queue.append(_Queued(op, args))
+        self._wake.set()
+
+    # ---- lifecycle ----
+
+    def start(self) -> None:
+        """Start the I/O task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"driver-{self.device_id}")
+
+    async def close(self) -> None:
+        """Stop the I/O task and leave the broker; never waits more than about a second."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT_S)
+            if not done:
+                log.error("%s: I/O task did not end within %.1f s", self.device_id, CLOSE_TIMEOUT_S)
+            self._task = None
+        self.connected = False
+
+    async def connect_and_stop(self, timeout_s: float = 3.0) -> tuple[Cx3Reading, Cx3Reading]:
+        """At controller start: connect, read the state, stop both outputs, read again.
+
+        Waits for the retained status (device online) and one telemetry message, then sends
+        the stop and waits for its ok. Returns the readings before and after the stop. On
+        failure the I/O task keeps running and the stop stays pending, so it is the first
+        command the unit gets once it is reached. Raises DeviceUnreachable or WrongDevice.
+        """
+        self._hold_stop_for_reading = True
+        self.request_stop()
+        self.start()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._until(lambda: self.device_online and self.latest is not None)
+        except TimeoutError as exc:
+            raise DeviceUnreachable(self._unreached("no online status and telemetry")) from exc
+        finally:
+            self._hold_stop_for_reading = False
+            self._wake.set()
+        before = self.latest
+        assert before is not None
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.wait_stop_taken()
+                acked = self.clock()
+                await self._until(
+                    lambda: self.latest is not None and self.latest.received_mono_s > acked
+                )
+        except TimeoutError as exc:
+            raise DeviceUnreachable(self._unreached("the stop was not acknowledged")) from exc
+        after = self.latest
+        assert after is not None
+        self._check_identity(before)
+        return before, after
+
+    def _unreached(self, what: str) -> str:
+        link = self.profile.link
+        return (
+            f"{self.device_id}: {what} from {self.profile.serial} under {self.topics.base}/ "
+            f"on broker {link.host}:{link.port} (connected: {self.connected})"
+        )
+
+    def _check_identity(self, reading: Cx3Reading) -> None:
+        status = self.status
+        if status is not None and status.model != cx3.MODEL:
+            raise WrongDevice(
+                f"{self.device_id}: {self.topics.status} says model {status.model!r}, "
+                f"not {cx3.MODEL}"
+            )
+        us = reading.ultrasound
+        for name, reported, profiled in (
+            ("ERA", us.era_cm2, self.profile.era_cm2),
+            ("BNR", us.bnr, self.profile.bnr),
+        ):
+            if abs(reported - profiled) > 0.05:
+                raise WrongDevice(
+                    f"{self.device_id}: the head of {self.profile.serial} reports {name} "
+                    f"{reported} but the profile says {profiled}; correct the profile"
+                )
+
+    async def _until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until `predicate()` holds, re-checking after every inbound message."""
+        while not predicate():
+            self._arrived.clear()
+            await self._arrived.wait()
+
+    # ---- the I/O task ----
+
+    async def _run(self) -> None:
+        backoff = BACKOFF_INITIAL_S
+        link = self.profile.link
+        while not self._closing:
+            try:
+                await self._session()
+                backoff = BACKOFF_INITIAL_S
+            except aiomqtt.MqttError as exc:
+                was_connected = self.connected
+                self._lost_link()
+                self._report(
+                    f"{self.device_id}: broker {link.host}:{link.port} "
+                    f"{'connection lost' if was_connected else 'unreachable'}: {exc}"
+                )
+                if was_connected:
+                    backoff = BACKOFF_INITIAL_S
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def _lost_link(self) -> None:
+        """Nothing but a stop survives a lost link: never replay a start."""
+        self.connected = False
+        self.device_online = False
+        self._stop_id = None
+        self._queue.clear()
+        self._heartbeat_pending = False
+        self._mark_in_flight("lost")
+
+    async def _session(self) -> None:
+        link = self.profile.link
+        client = aiomqtt.Client(
+            link.host,
+            link.port,
+            username=link.username,
+            password=link.password,
+            identifier=f"console-{self.device_id}-{os.getpid()}-{self._ids.next()}",
+            clean_session=True,
+            keepalive=link.keepalive_s,
+            timeout=CONNECT_TIMEOUT_S,
+        )
+        async with client:
+            for topic, qos in (
+                (self.topics.status, 1),
+                (self.topics.reply, 1),
+                (self.topics.event, 1),
+                (self.topics.telemetry, 0),
+            ):
+                await client.subscribe(topic, qos=qos)
+            # Asked for while the link was down: judged on stale state, the unit may have
+            # rebooted. Only a pending stop survives.
+            self._queue.clear()
+            self._heartbeat_pending = False
+            self.connected = True
+            self.last_error = None
+            log.info("%s: connected to broker %s:%d", self.device_id, link.host, link.port)
+            reader = asyncio.create_task(self._read(client), name=f"reader-{self.device_id}")
+            writer = asyncio.create_task(self._serve(client), name=f"writer-{self.device_id}")
+            try:
+                done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # re-raise the MqttError that ended the connection
+            finally:
+                for task in (reader, writer):
+                    task.cancel()
+                await asyncio.gather(reader, writer, return_exceptions=True)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        while not self._closing:
+            now = self.clock()
+            self._expire_commands(now)
+            stop_due = self._stop_id is None or now - self._stop_sent_mono_s >= STOP_RETRY_S
+            if self._stop_wanted and stop_due and not self._hold_stop_for_reading:
+                self._stop_id = await self._publish(client, "stop", {"output": "both"})
+                self._stop_sent_mono_s = now
+                continue
+            if self._watchdog_due:
+                self._watchdog_due = False
+                await self._publish(
+                    client, "set_watchdog", {"timeout_ms": self.profile.watchdog_ms}
+                )
+                continue
+            if self._queue:
+                queued = self._queue.popleft()
+                await self._publish(client, queued.op, queued.args)
+                continue
+            if self._heartbeat_pending:
+                self._heartbeat_pending = False
+                self._heartbeat_counter += 1
+                payload = cx3.encode_heartbeat(self._heartbeat_counter)
+                await client.publish(self.topics.heartbeat, payload, qos=0)
+                self.heartbeats_sent += 1
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SERVE_TICK_S):
+                    await self._wake.wait()
+
+    async def _publish(
+        self, client: aiomqtt.Client, op: cx3.Op, args: dict[str, cx3.ArgValue]
+    ) -> int:
+        command = cx3.Command(id=self._ids.next(), op=op, args=args)
+        self._remember(CommandRecord(command.id, op, args, self.clock()))
+        await client.publish(self.topics.cmd, command.encode(), qos=1)
+        return command.id
+
+    def _remember(self, record: CommandRecord) -> None:
+        self.commands[record.id] = record
+        while len(self.commands) > COMMAND_HISTORY:
+            self.commands.popitem(last=False)
+
+    def _expire_commands(self, now: float) -> None:
+        for record in self.commands.values():
+            if record.state == "requested" and now - record.requested_mono_s > REPLY_TIMEOUT_S:
+                record.state = "timed_out"
+                if record.op != "stop":  # an unanswered stop is simply published again
+                    self._report(
+                        f"{self.device_id}: {record.op} (id {record.id}) got no reply from "
+                        f"{self.profile.serial} within {REPLY_TIMEOUT_S:.1f} s"
+                    )
+
+    def _mark_in_flight(self, state: CommandState) -> None:
+        for record in self.commands.values():
+            if record.state == "requested":
+                record.state = state
+
+    # ---- inbound ----
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            self._dispatch(str(message.topic), _payload_bytes(message.payload))
+
+    def _dispatch(self, topic: str, payload: bytes) -> None:
+        now = self.clock()
+        try:
+            if topic == self.topics.telemetry:
+                self.latest = cx3.reading_from(cx3.parse_telemetry(payload), now)
+            elif topic == self.topics.reply:
+                self._on_reply(cx3.parse_reply(payload), now)
+            elif topic == self.topics.status:
+                self._on_status(cx3.parse_status(payload))
+            elif topic == self.topics.event:
+                self.events.append((now, cx3.parse_event(payload)))
+        except cx3.Cx3PayloadError as exc:
+            self.bad_payloads += 1
+            log.warning("%s: unusable message from %s: %s", self.device_id, self.topics.base, exc)
+        self._arrived.set()
+
+    def _on_reply(self, reply: cx3.Reply, now: float) -> None:
+        record = self.commands.get(reply.id) if reply.id is not None else None
+        if record is None:
+            if reply.ok:
+                self.foreign_replies += 1  # another console's, or one we have forgotten
+            else:
+                self._report(
+                    f"{self.device_id}: {self.profile.serial} refused a command "
+                    f"(id {reply.id}): {reply.error}: {reply.detail}"
+                )
+            return
+        if reply.ok:
+            record.state = "acknowledged"
+            if record.id == self._stop_id:
+                self._stop_wanted = False
+                self._stop_id = None
+                self.stops_acknowledged += 1
+                self._stop_taken.set()
+            return
+        record.state, record.error, record.detail = "refused", reply.error, reply.detail
+        self._report(
+            f"{self.device_id}: {record.op} refused by {self.profile.serial}: "
+            f"{reply.error}: {reply.detail}"
+        )
+
+    def _on_status(self, status: cx3.Status) -> None:
+        self.status = status
+        was_online, self.device_online = self.device_online, status.online
+        if not status.online:
+            if was_online:
+                # Its last will: the device stopped its outputs; commands in flight are lost.
+                self._queue.clear()
+                self._heartbeat_pending = False
+                self._mark_in_flight("lost")
+                self._report(
+                    f"{self.device_id}: {self.profile.serial} went offline (last will on "
+                    f"{self.topics.status}); the device has stopped its outputs"
+                )
+            return
+        if self._boot is not None and status.boot != self._boot:
+            self.boot_changes += 1
+            self._report(
+                f"{self.device_id}: {self.profile.serial} rebooted (boot {self._boot} → "
+                f"{status.boot}): its configuration is lost"
+            )
+        self._boot = status.boot
+        if not was_online:
+            self._watchdog_due = True  # the device forgets it on reboot
+            self._stop_id = None  # a stop published while it was away never arrives
+            self._wake.set()
+
+    def _report(self, message: str) -> None:
+        if message != self.last_error:
+            log.warning("%s", message)
+        self.last_error = message
+        if self.on_error is not None:
+            self.on_error(self.device_id, message)
+
+
+def _payload_bytes(payload: object) -> bytes:
+    """An aiomqtt payload as bytes."""
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    return b"" if payload is None else str(payload).encode()
