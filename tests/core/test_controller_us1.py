@@ -200,3 +200,28 @@ async def test_shutdown_stops_the_output_and_records_how_it_ended(
     kinds = {e.kind: e.payload for e in entries(controller.db)}
     assert kinds["shutdown"]["stops_taken"] == ["us1"]
     assert kinds["session_end"]["exit_status"] == "completed"
+
+
+async def test_a_silent_client_is_lost_and_every_output_stops(
+    sim: SimProcess, controller: ControllerProcess
+) -> None:
+    # A frozen UI sends nothing: no heartbeats from this client after its commands.
+    frozen = ControllerClient(
+        str(controller.socket_path), operator="tester", heartbeat_interval_s=None
+    )
+    await frozen.connect()
+    await start_output(frozen, sim)
+    started = time.monotonic()
+    await wait_for(lambda: alarm_entries(controller.db, "CLIENT_LOST"), timeout_s=5)
+    assert time.monotonic() - started >= 1.5  # the 2 s client timeout, from the last request
+    await wait_for(lambda: not sim.request({"op": "state"})["physics"]["output_active"], 3)
+    await frozen.close()
+
+
+async def test_a_heartbeating_client_keeps_the_session_supervised(
+    client: ControllerClient, sim: SimProcess, controller: ControllerProcess
+) -> None:
+    await start_output(client, sim)
+    await asyncio.sleep(3.0)  # longer than the client timeout, with heartbeats flowing
+    assert sim.request({"op": "state"})["physics"]["output_active"]
+    assert not alarm_entries(controller.db, "CLIENT_LOST")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from sessionconsole.safety import rules
+from sessionconsole.safety.kernel import step
 from sessionconsole.safety.types import (
     Accepted,
     Acknowledge,
     AlarmChanged,
     Configure,
+    Inputs,
     Refused,
     SendConfigure,
     SendHeartbeat,
@@ -410,3 +412,48 @@ def test_repeating_a_stop_does_not_postpone_the_stuck_output_alarm() -> None:
         for _ in range(9):
             h.tick({"us1": running(h.now)})
     assert [a.rule for a in h.state.active_alarms()] == [rules.OUTPUT_NOT_COMMANDED]
+
+
+def test_client_lost_while_an_output_runs_stops_everything_and_latches() -> None:
+    h = Harness(("us1", "us2"))
+    started(h)
+    for silence in (0.5, 1.0, 1.9, 2.0):  # within the 2 s client timeout: nothing
+        h.state, actions = step(
+            h.state,
+            Inputs({"us1": running(h.now), "us2": reading(h.now)}, client_silence_s=silence),
+            h.now + 0.01,
+        )
+        h.now += 0.01
+        assert not any(isinstance(a, SendStop) for a in actions)
+    h.now += 0.01
+    h.state, actions = step(
+        h.state, Inputs({"us1": running(h.now), "us2": reading(h.now)}, client_silence_s=2.1), h.now
+    )
+    assert {a.device for a in actions if isinstance(a, SendStop)} == {"us1", "us2"}
+    [alarm] = h.state.active_alarms()
+    assert alarm.rule is rules.CLIENT_LOST and alarm.priority == "high"
+    # A client is back but nobody acknowledged: still latched; then acknowledged: cleared.
+    h.now += 0.01
+    h.state, _ = step(
+        h.state, Inputs({"us1": reading(h.now), "us2": reading(h.now)}, client_silence_s=0.1), h.now
+    )
+    assert h.state.active_alarms()
+    h.now += 0.01
+    h.state, _ = step(
+        h.state,
+        Inputs(
+            {"us1": reading(h.now), "us2": reading(h.now)}, (Acknowledge(60, None, "ana"),), 0.1
+        ),
+        h.now,
+    )
+    assert h.state.active_alarms() == ()
+
+
+def test_no_client_is_not_an_alarm_while_every_output_is_off() -> None:
+    h = Harness()
+    for _ in range(10):
+        h.now += 0.01
+        h.state, _ = step(
+            h.state, Inputs({"us1": reading(h.now)}, client_silence_s=60.0), h.now
+        )
+    assert h.state.active_alarms() == ()

@@ -13,6 +13,7 @@ from sessionconsole.api.messages import (
     SERVER_ADAPTER,
     Command,
     ErrorMessage,
+    HeartbeatCommand,
     Hello,
     Reply,
     Request,
@@ -37,6 +38,7 @@ class ControllerClient:
         role: Role = "therapist",
         client_name: str = "client",
         on_snapshot: Callable[[Snapshot], None] | None = None,
+        heartbeat_interval_s: float | None = 0.5,
     ) -> None:
         self.socket_path = socket_path
         self.hello = Hello(operator=operator, role=role, client=client_name)
@@ -48,6 +50,8 @@ class ControllerClient:
         self._reader_task: asyncio.Task[None] | None = None
         self._snapshot_event = asyncio.Event()
         self._closed_event = asyncio.Event()
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self._heartbeat_task: asyncio.Task[None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -71,6 +75,19 @@ class ControllerClient:
         if not reply.ok:
             await self.close()
             raise ControllerUnavailable(f"controller refused this client: {reply.error}")
+        if self.heartbeat_interval_s is not None:
+            self._heartbeat_task = asyncio.create_task(
+                self._heartbeats(self.heartbeat_interval_s), name="api-client-heartbeat"
+            )
+
+    async def _heartbeats(self, interval_s: float) -> None:
+        """Tell the controller this client is alive; a silent client counts as lost."""
+        while self.connected:
+            try:
+                await self.send(HeartbeatCommand(), timeout_s=interval_s * 4)
+            except (ControllerUnavailable, TimeoutError):
+                return
+            await asyncio.sleep(interval_s)
 
     async def send(self, command: Command, timeout_s: float = 5.0) -> Reply:
         """Send one command and wait for its reply."""
@@ -102,6 +119,11 @@ class ControllerClient:
 
     async def close(self) -> None:
         """Close the connection and fail every pending request."""
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+            self._heartbeat_task = None
         if self._writer is not None:
             self._writer.close()
             with contextlib.suppress(OSError, ConnectionError):

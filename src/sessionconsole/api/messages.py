@@ -33,6 +33,16 @@ class Hello(_Msg):
     client: str = Field(default="unknown", max_length=64)
 
 
+class HeartbeatCommand(_Msg):
+    """A client is alive and supervising (sent every 0.5 s by ControllerClient).
+
+    While an output may be on, the controller stops everything when no client has been
+    heard from within its client timeout (rule CLIENT_LOST): a frozen UI counts as lost.
+    """
+
+    type: Literal["heartbeat"] = "heartbeat"
+
+
 class ConfigureCommand(_Msg):
     """Set a device's ultrasound settings."""
 
@@ -82,6 +92,7 @@ class LogTechniqueCommand(_Msg):
 
 Command = Annotated[
     Hello
+    | HeartbeatCommand
     | ConfigureCommand
     | StartCommand
     | StopCommand

@@ -23,6 +23,7 @@ from sessionconsole.api.messages import (
     AcknowledgeCommand,
     AlarmSnapshot,
     ConfigureCommand,
+    HeartbeatCommand,
     Hello,
     LogTechniqueCommand,
     LoopStats,
@@ -117,6 +118,7 @@ class Controller:
         )
         self._background: set[asyncio.Future[Any]] = set()
         self._last_stop_entry: dict[str, tuple[str, float, int]] = {}
+        self._last_client_heard = clock()  # any request of a client that said hello
         self._stopping = False
 
     # ---- lifecycle ----
@@ -215,6 +217,10 @@ class Controller:
         if client.operator is None:
             client.reply(Reply(id=request.id, ok=False, error="send hello (operator, role) first"))
             return
+        self._last_client_heard = self.clock()
+        if isinstance(command, HeartbeatCommand):
+            client.reply(Reply(id=request.id, ok=True))
+            return
         pending = _Pending(client, request.id, client.operator, command, self._stamp())
         if isinstance(command, LogTechniqueCommand):
             self._log_technique(pending, command)
@@ -282,7 +288,9 @@ class Controller:
             commands.append(command)
         self._incoming = []
         readings = {name: d.latest for name, d in self.drivers.items()}
-        self.state, actions = kernel.step(self.state, k.Inputs(readings, tuple(commands)), now)
+        silence = now - self._last_client_heard
+        inputs = k.Inputs(readings, tuple(commands), client_silence_s=silence)
+        self.state, actions = kernel.step(self.state, inputs, now)
         self._dispatch(actions)
         self._sample(readings)
         ticks = self.ticker.stats.ticks

@@ -70,6 +70,7 @@ class _Tick:
         self.devices: dict[str, DeviceState] = dict(state.devices)
         self.alarms: list[Alarm] = list(state.alarms)
         self.next_alarm_id = state.next_alarm_id
+        self.client_timeout_s = state.client_timeout_s
         self.stops: list[Action] = []
         self.actions: list[Action] = []
 
@@ -124,6 +125,7 @@ class _Tick:
             devices=self.devices,
             alarms=tuple(self.alarms),
             next_alarm_id=self.next_alarm_id,
+            client_timeout_s=self.client_timeout_s,
         )
         return state, [*self.stops, *self.actions]
 
@@ -133,6 +135,7 @@ def step(state: KernelState, inputs: Inputs, now: float) -> tuple[KernelState, l
     tick = _Tick(state, now)
     for device in tick.devices:
         _judge_device(tick, device, inputs.readings.get(device))
+    _judge_clients(tick, inputs)
     for command in inputs.commands:
         _apply_command(tick, command, inputs)
     _clear_alarms(tick)
@@ -303,6 +306,28 @@ def _judge_device(tick: _Tick, device: str, reading: UltrasoundReading | None) -
         idx = tick.find_active(rules.DEVICE_REBOOTED, device)
         if idx is not None:
             tick.alarms[idx] = replace(tick.alarms[idx], cause_present=False)
+
+
+def _judge_clients(tick: _Tick, inputs: Inputs) -> None:
+    """CLIENT_LOST: nobody supervising (no client heartbeat) while any output may be on."""
+    silence = inputs.client_silence_s
+    if silence is None:
+        return
+    silent = silence > tick.client_timeout_s
+    idx = tick.find_active(rules.CLIENT_LOST, None)
+    if idx is not None:
+        tick.alarms[idx] = replace(tick.alarms[idx], cause_present=silent)
+        return
+    outputs_on = any(
+        _output_may_be_on(tick, device, inputs.readings.get(device)) for device in tick.devices
+    )
+    if silent and outputs_on:
+        tick.raise_alarm(
+            rules.CLIENT_LOST,
+            None,
+            f"no console client heard from for {silence:.1f} s "
+            f"(limit {tick.client_timeout_s:.1f} s) while an output may be on",
+        )
 
 
 # ---- commands ----

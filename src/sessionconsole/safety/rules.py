@@ -124,6 +124,15 @@ OUTPUT_NOT_COMMANDED = Rule(
     "Lift the applicator, switch the device off at its mains switch if it does not stop, "
     "and have biomedical staff check it.",
 )
+CLIENT_LOST = Rule(
+    "CLIENT_LOST",
+    "No console client (TUI or script) has been heard from within the client timeout while "
+    "an output may be on: every output stops.",
+    Priority.HIGH,
+    Action.STOP_ALL,
+    ClearPolicy.ACK_ONCE_GONE,
+    "Check the terminal: restart the console UI; acknowledge from it once it is back.",
+)
 SETPOINT_LIMIT = Rule(
     "SETPOINT_LIMIT",
     "A setpoint beyond a device, profile or clinical limit is refused before it is sent.",
@@ -143,6 +152,7 @@ CATALOGUE: tuple[Rule, ...] = (
     DEVICE_REBOOTED,
     OUTPUT_FOUND_RUNNING,
     OUTPUT_NOT_COMMANDED,
+    CLIENT_LOST,
     SETPOINT_LIMIT,
 )
 RULES_BY_ID = {rule.id: rule for rule in CATALOGUE}

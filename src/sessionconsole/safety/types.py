@@ -242,6 +242,7 @@ class KernelState:
     devices: Mapping[str, DeviceState]
     alarms: tuple[Alarm, ...] = ()
     next_alarm_id: int = 1
+    client_timeout_s: float = 2.0  # no client heard from this long while outputs may run
 
     def active_alarms(self) -> tuple[Alarm, ...]:
         """Alarms not yet cleared."""
@@ -254,6 +255,9 @@ class Inputs:
 
     readings: Mapping[str, UltrasoundReading | None]
     commands: tuple[Command, ...] = field(default=())
+    # Seconds since the newest heartbeat of any API client; None disables the rule (pure
+    # kernel tests that do not model clients).
+    client_silence_s: float | None = None
 
 
 def initial_state(limits: Mapping[str, DeviceLimits]) -> KernelState:
