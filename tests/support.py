@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from sessionconsole.drivers.base import DeviceDriver
 from sessionconsole.record.store import Entry, SessionStore
 
 PROFILE = """
@@ -118,6 +121,22 @@ async def wait_for(predicate: Any, timeout_s: float = 5.0, interval_s: float = 0
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s")
         await asyncio.sleep(interval_s)
+
+
+@contextlib.asynccontextmanager
+async def core_heartbeats(driver: DeviceDriver, period_s: float = 0.1) -> AsyncIterator[None]:
+    """Stand in for the core loop: ask `driver` for a heartbeat every `period_s`."""
+
+    async def pump() -> None:
+        while True:
+            driver.request_heartbeat()
+            await asyncio.sleep(period_s)
+
+    task = asyncio.create_task(pump())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 def icd_file(name: str) -> Path:

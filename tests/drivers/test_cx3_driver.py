@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from sessionconsole.drivers.base import DeviceDriver
@@ -15,7 +13,7 @@ from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.testing import SimProcess
 from sessionconsole.testing.cx3 import cx3_sim_for, unique_serial
 from sessionconsole.testing.mqtt import Mosquitto
-from tests.support import wait_for
+from tests.support import core_heartbeats, wait_for
 
 US = UltrasoundSettings(frequency_khz=1000, intensity_w_cm2=1.0, duty_pct=100, time_s=300)
 
@@ -33,22 +31,6 @@ def profile(broker: Mosquitto, sim: SimProcess, watchdog_ms: int = 1000) -> Cx3P
         link=MqttLink(kind="mqtt", host="127.0.0.1", port=broker.port, keepalive_s=2),
         limits=Cx3ProfileLimits(max_intensity_w_cm2=2.0, max_time_s=900, max_amplitude_ma=40.0),
     )
-
-
-@contextlib.asynccontextmanager
-async def core_heartbeats(driver: Cx3MqttDriver) -> AsyncIterator[None]:
-    """Stand in for the core loop: ask for a heartbeat every 100 ms."""
-
-    async def pump() -> None:
-        while True:
-            driver.request_heartbeat()
-            await asyncio.sleep(0.1)
-
-    task = asyncio.create_task(pump())
-    try:
-        yield
-    finally:
-        task.cancel()
 
 
 async def sim_state(sim: SimProcess) -> dict[str, Any]:

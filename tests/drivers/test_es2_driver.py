@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -17,7 +15,7 @@ from sessionconsole.model.stimulation import (
     StimulationSettings,
 )
 from sessionconsole.testing import SimProcess
-from tests.support import wait_for
+from tests.support import core_heartbeats, wait_for
 
 SETTINGS = StimulationSettings(mode="SYM", freq_hz=100, pw_us=200, on_s=0, off_s=0, ramp_s=1)
 
@@ -36,22 +34,6 @@ def profile(port: str, watchdog_ms: int = 400) -> Es2Profile:
 @pytest.fixture(params=["serial_pty", "serial_url"])
 def port(request: pytest.FixtureRequest, es2_sim: SimProcess) -> str:
     return str(es2_sim.endpoints[request.param])
-
-
-@contextlib.asynccontextmanager
-async def core_heartbeats(driver: Es2SerialDriver) -> AsyncIterator[None]:
-    """Stand in for the core loop: ask for a heartbeat every 100 ms."""
-
-    async def pump() -> None:
-        while True:
-            driver.request_heartbeat()
-            await asyncio.sleep(0.1)
-
-    task = asyncio.create_task(pump())
-    try:
-        yield
-    finally:
-        task.cancel()
 
 
 def channel_state(sim: SimProcess, ch: int) -> str:

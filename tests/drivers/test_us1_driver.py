@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,25 +12,9 @@ from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
 from sessionconsole.model.profile import ModbusTcpLink, UltrasoundProfileLimits, Us1Profile
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.testing import SimProcess
-from tests.support import wait_for
+from tests.support import core_heartbeats, wait_for
 
 SETTINGS = UltrasoundSettings(frequency_khz=3000, intensity_w_cm2=0.8, duty_pct=20, time_s=120)
-
-
-@contextlib.asynccontextmanager
-async def core_heartbeats(driver: Us1ModbusDriver) -> AsyncIterator[None]:
-    """Stand in for the core loop: ask for a heartbeat every 100 ms."""
-
-    async def pump() -> None:
-        while True:
-            driver.request_heartbeat()
-            await asyncio.sleep(0.1)
-
-    task = asyncio.create_task(pump())
-    try:
-        yield
-    finally:
-        task.cancel()
 
 
 def profile(port: int, era_cm2: float = 5.0, watchdog_ms: int = 400) -> Us1Profile:

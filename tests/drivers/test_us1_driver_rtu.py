@@ -16,8 +16,8 @@ from sessionconsole.drivers.errors import DeviceUnreachable
 from sessionconsole.drivers.us1_modbus import NoReply, Us1ModbusDriver
 from sessionconsole.model.profile import ModbusRtuLink, UltrasoundProfileLimits, Us1Profile
 from sessionconsole.testing import SimProcess
-from tests.drivers.test_us1_driver import SETTINGS, core_heartbeats
-from tests.support import wait_for
+from tests.drivers.test_us1_driver import SETTINGS
+from tests.support import core_heartbeats, wait_for
 
 
 @pytest.fixture

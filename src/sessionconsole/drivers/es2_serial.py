@@ -67,6 +67,7 @@ class Es2SerialDriver:
         self._seq = es2.SeqCounter()
         self._stop_channels: set[int] = {0}  # the first write once reached: stop everything
         self._heartbeat_pending = False
+        self._reconfigure_due = False  # EVT,BOOT: the unit forgot its watchdog and stream rate
         self._queue: deque[_Request] = deque()
         self._wake = asyncio.Event()
         self._stop_taken = asyncio.Event()  # clear: the initial stop is pending
@@ -203,6 +204,12 @@ class Es2SerialDriver:
                 if not self._stop_channels:
                     self._stop_taken.set()
                 continue
+            if self._reconfigure_due:
+                try:
+                    await self._configure_link()
+                except DeviceRejected as exc:  # reported; the link stays up
+                    self._report(str(exc))
+                continue
             if self._queue:
                 await self._send_checked(self._queue.popleft())
                 continue
@@ -235,11 +242,16 @@ class Es2SerialDriver:
         if not isinstance(reply, es2.Identity) or reply.model != "ES-2":
             raise WrongDevice(f"{self.device_id}: {port} answered ID? with {reply!r}, not an ES-2")
         self.identity = reply
-        await self._send_expect_ack(_Request("watchdog", "WDG", (self.profile.watchdog_ms,)))
-        await self._send_expect_ack(_Request("stream", "STREAM", (self.profile.link.telemetry_hz,)))
+        await self._configure_link()
         self.connected = True
         self.last_error = None
         log.info("%s: connected to ES-2 %s on %s", self.device_id, reply.serial, port)
+
+    async def _configure_link(self) -> None:
+        """Set the profile's watchdog and telemetry rate (on connect and after EVT,BOOT)."""
+        self._reconfigure_due = False
+        await self._send_expect_ack(_Request("watchdog", "WDG", (self.profile.watchdog_ms,)))
+        await self._send_expect_ack(_Request("stream", "STREAM", (self.profile.link.telemetry_hz,)))
 
     async def _disconnect(self) -> None:
         self.connected = False
@@ -294,6 +306,11 @@ class Es2SerialDriver:
             self.events.append((now, message))
             if message.name == "BOOT":
                 self.boot_events += 1
+                # All configuration is lost (ICD): set watchdog and stream rate again, and
+                # drop requests judged on the old state; never replay a start.
+                self._reconfigure_due = True
+                self._queue.clear()
+                self._wake.set()
 
     async def _poll_status(self) -> None:
         for channel in CHANNELS:

@@ -95,6 +95,7 @@ class Us1ModbusDriver:
         self._stop_pending = True  # the first write once the unit is reached is a stop
         self._heartbeat_pending = False
         self._heartbeat_counter = 0
+        self._watchdog_due = False  # the unit rebooted and forgot the profile's watchdog
         self._writes: deque[_Write] = deque()
         self._wake = asyncio.Event()
         self._stop_taken = asyncio.Event()  # clear: the initial stop is pending
@@ -259,6 +260,12 @@ class Us1ModbusDriver:
                 self._stop_taken.set()
                 self.stops_sent += 1
                 continue
+            if self._watchdog_due:
+                self._watchdog_due = False
+                await self._write_checked(
+                    _Write("watchdog", us1.HR_WATCHDOG, (self.profile.watchdog_ms,))
+                )
+                continue
             if self._writes:
                 await self._write_checked(self._writes.popleft())
                 continue
@@ -283,6 +290,7 @@ class Us1ModbusDriver:
         await self._open()
         await self._check_identity()
         await self._write_block(_Write("watchdog", us1.HR_WATCHDOG, (self.profile.watchdog_ms,)))
+        self._watchdog_due = False
         self.connected = True
         self.last_error = None
         assert self.identity is not None
@@ -333,10 +341,16 @@ class Us1ModbusDriver:
         holding = await self._read("holding", us1.HR_COUNT)
         inputs = await self._read("input", us1.IR_COUNT)
         discrete = await self._read_discrete()
+        previous = self.latest
         try:
             self.latest = us1.decode_reading(holding, inputs, discrete, self.clock())
         except us1.Us1DecodeError as exc:
             raise DeviceUnreachable(f"{self.device_id}: {exc}") from exc
+        if previous is not None and self.latest.boot_count != previous.boot_count:
+            # A reboot without a lost link (RTU): the unit is back at its boot watchdog and
+            # writes queued before it were judged on the old state; never replay a start.
+            self._watchdog_due = True
+            self._writes.clear()
 
     async def _read(self, table: str, count: int) -> list[int]:
         client = self._require_client()
