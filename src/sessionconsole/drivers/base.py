@@ -9,7 +9,12 @@ reconnect.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -38,3 +43,61 @@ class DeviceDriver(Protocol):
 
     async def wait_stop_taken(self) -> None:
         """Return once no stop is pending."""
+
+
+CLOSE_TIMEOUT_S = 1.0
+
+
+class DriverLifecycle:
+    """What every driver shares: one I/O task, a bounded close, stop tracking, error reports.
+
+    Subclasses implement `_run()` (the I/O task) and `_release()` (close the transport).
+    The closing flag ends a subclass's loops even if a cancellation is lost: Python 3.11's
+    `asyncio.wait_for` (used inside pymodbus and paho) can swallow one that races a
+    completion.
+    """
+
+    def __init__(self, device_id: str, on_error: Callable[[str, str], None] | None) -> None:
+        self.device_id = device_id
+        self.on_error = on_error
+        self.connected = False
+        self.last_error: str | None = None
+        self._wake = asyncio.Event()
+        self._stop_taken = asyncio.Event()  # clear: the first write once reached is a stop
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def _release(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start the I/O task (connect, serve, reconnect with backoff)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"driver-{self.device_id}")
+
+    async def close(self) -> None:
+        """End the I/O task and release the transport; never waits more than a second."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT_S)
+            if not done:
+                log.error("%s: I/O task did not end within %.1f s", self.device_id, CLOSE_TIMEOUT_S)
+            self._task = None
+        await self._release()
+
+    async def wait_stop_taken(self) -> None:
+        """Return once no stop is pending (the device acknowledged the last one)."""
+        await self._stop_taken.wait()
+
+    def _report(self, message: str) -> None:
+        """Remember and hand on a device error; log it once per change."""
+        if message != self.last_error:
+            log.warning("%s", message)
+        self.last_error = message
+        if self.on_error is not None:
+            self.on_error(self.device_id, message)

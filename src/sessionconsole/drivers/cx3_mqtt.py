@@ -23,6 +23,7 @@ from typing import Literal
 
 import aiomqtt
 
+from sessionconsole.drivers.base import DriverLifecycle
 from sessionconsole.drivers.errors import DeviceUnreachable, WrongDevice
 from sessionconsole.model.combination import Cx3Profile, Cx3Reading
 from sessionconsole.model.settings import UltrasoundSettings
@@ -63,7 +64,7 @@ class _Queued:
     args: dict[str, cx3.ArgValue]
 
 
-class Cx3MqttDriver:
+class Cx3MqttDriver(DriverLifecycle):
     """Drives one CX-3 through a broker; see the module docstring for the I/O discipline."""
 
     def __init__(
@@ -73,10 +74,9 @@ class Cx3MqttDriver:
         clock: Callable[[], float] = time.monotonic,
         on_error: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.device_id = device_id
+        super().__init__(device_id, on_error)
         self.profile = profile
         self.clock = clock
-        self.on_error = on_error
         self.topics = cx3.Topics.of(profile.link.root, profile.serial)
         self.latest: Cx3Reading | None = None
         self.status: cx3.Status | None = None
@@ -84,8 +84,6 @@ class Cx3MqttDriver:
         self.boot_changes = 0
         self.events: deque[tuple[float, cx3.Event]] = deque(maxlen=256)
         self.commands: OrderedDict[int, CommandRecord] = OrderedDict()
-        self.connected = False
-        self.last_error: str | None = None
         self.bad_payloads = 0
         self.foreign_replies = 0
         self.heartbeats_sent = 0
@@ -95,16 +93,12 @@ class Cx3MqttDriver:
         self._stop_wanted = True  # the first command once the unit is reached is a stop
         self._stop_id: int | None = None  # the newest published stop; only its ok clears
         self._stop_sent_mono_s = 0.0
-        self._stop_taken = asyncio.Event()  # clear: the initial stop is pending
         self._hold_stop_for_reading = False  # connect_and_stop reads the state first
         self._watchdog_due = False
         self._heartbeat_pending = False
         self._heartbeat_counter = 0
         self._queue: deque[_Queued] = deque()
-        self._wake = asyncio.Event()
         self._arrived = asyncio.Event()  # set on every inbound message
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
 
     # ---- requests from the core loop (never block) ----
 
@@ -124,10 +118,6 @@ class Cx3MqttDriver:
     def stop_pending(self) -> bool:
         """A stop was asked for and the device has not yet acknowledged it."""
         return self._stop_wanted
-
-    async def wait_stop_taken(self) -> None:
-        """Return once no stop is pending."""
-        await self._stop_taken.wait()
 
     def request_configure_us(self, settings: UltrasoundSettings) -> None:
         """Configure the stopped ultrasound output (frequency, intensity, duty, time)."""
@@ -170,21 +160,8 @@ class Cx3MqttDriver:
 
     # ---- lifecycle ----
 
-    def start(self) -> None:
-        """Start the I/O task."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"driver-{self.device_id}")
-
-    async def close(self) -> None:
-        """Stop the I/O task and leave the broker; never waits more than about a second."""
-        self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT_S)
-            if not done:
-                log.error("%s: I/O task did not end within %.1f s", self.device_id, CLOSE_TIMEOUT_S)
-            self._task = None
+    async def _release(self) -> None:
+        """Close the transport (called by close())."""
         self.connected = False
 
     async def connect_and_stop(self, timeout_s: float = 3.0) -> tuple[Cx3Reading, Cx3Reading]:
@@ -452,13 +429,6 @@ class Cx3MqttDriver:
             self._watchdog_due = True  # the device forgets it on reboot
             self._stop_id = None  # a stop published while it was away never arrives
             self._wake.set()
-
-    def _report(self, message: str) -> None:
-        if message != self.last_error:
-            log.warning("%s", message)
-        self.last_error = message
-        if self.on_error is not None:
-            self.on_error(self.device_id, message)
 
 
 def _payload_bytes(payload: object) -> bytes:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import serial
 import serial_asyncio_fast
 
+from sessionconsole.drivers.base import DriverLifecycle
 from sessionconsole.drivers.errors import DeviceRejected, DeviceUnreachable, WrongDevice
 from sessionconsole.model.stimulation import Es2Profile, StimChannelReading, StimulationSettings
 from sessionconsole.protocols import es2
@@ -42,7 +43,7 @@ class _Request:
     args: tuple[str | int | float, ...]
 
 
-class Es2SerialDriver:
+class Es2SerialDriver(DriverLifecycle):
     """Drives one ES-2; see the module docstring for the I/O discipline."""
 
     def __init__(
@@ -52,16 +53,13 @@ class Es2SerialDriver:
         clock: Callable[[], float] = time.monotonic,
         on_error: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.device_id = device_id
+        super().__init__(device_id, on_error)
         self.profile = profile
         self.clock = clock
-        self.on_error = on_error
         self.latest: dict[int, StimChannelReading] = {}
         self.identity: es2.Identity | None = None
         self.events: deque[tuple[float, es2.Event]] = deque(maxlen=256)
         self.boot_events = 0
-        self.connected = False
-        self.last_error: str | None = None
         self.stale_replies = 0
         self.decoder = es2.FrameDecoder()
         self._seq = es2.SeqCounter()
@@ -69,14 +67,10 @@ class Es2SerialDriver:
         self._heartbeat_pending = False
         self._reconfigure_due = False  # EVT,BOOT: the unit forgot its watchdog and stream rate
         self._queue: deque[_Request] = deque()
-        self._wake = asyncio.Event()
-        self._stop_taken = asyncio.Event()  # clear: the initial stop is pending
         self._pending: tuple[int, asyncio.Future[es2.Message]] | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
 
     # ---- requests from the core loop (never block) ----
 
@@ -98,10 +92,6 @@ class Es2SerialDriver:
     def stop_pending(self) -> bool:
         """A stop was asked for and the device has not yet acknowledged it."""
         return bool(self._stop_channels)
-
-    async def wait_stop_taken(self) -> None:
-        """Return once no stop is pending."""
-        await self._stop_taken.wait()
 
     def request_configure(self, channel: int, settings: StimulationSettings) -> None:
         """Configure a stopped channel."""
@@ -132,21 +122,8 @@ class Es2SerialDriver:
 
     # ---- lifecycle ----
 
-    def start(self) -> None:
-        """Start the I/O task."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"driver-{self.device_id}")
-
-    async def close(self) -> None:
-        """Stop the I/O tasks and close the port; never waits more than a second."""
-        self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT_S)
-            if not done:
-                log.error("%s: I/O task did not end within %.1f s", self.device_id, CLOSE_TIMEOUT_S)
-            self._task = None
+    async def _release(self) -> None:
+        """Close the transport (called by close())."""
         await self._disconnect()
 
     async def connect_and_stop(self, timeout_s: float = 2.0) -> dict[int, StimChannelReading]:
@@ -358,13 +335,6 @@ class Es2SerialDriver:
     def _fail_pending(self, exc: Exception) -> None:
         if self._pending is not None and not self._pending[1].done():
             self._pending[1].set_exception(exc)
-
-    def _report(self, message: str) -> None:
-        if message != self.last_error:
-            log.warning("%s", message)
-        self.last_error = message
-        if self.on_error is not None:
-            self.on_error(self.device_id, message)
 
 
 def _reading(status: es2.ChannelStatus, now: float, target: float | None) -> StimChannelReading:

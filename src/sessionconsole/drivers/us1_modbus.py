@@ -23,6 +23,7 @@ from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException, ModbusIOException
 
+from sessionconsole.drivers.base import DriverLifecycle
 from sessionconsole.drivers.errors import (
     DeviceRejected,
     DeviceUnreachable,
@@ -73,7 +74,7 @@ class _Write:
     values: tuple[int, ...]
 
 
-class Us1ModbusDriver:
+class Us1ModbusDriver(DriverLifecycle):
     """Drives one US-1 over Modbus TCP or RTU; see the module docstring for the I/O discipline."""
 
     def __init__(
@@ -83,25 +84,18 @@ class Us1ModbusDriver:
         clock: Callable[[], float] = time.monotonic,
         on_error: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.device_id = device_id
+        super().__init__(device_id, on_error)
         self.profile = profile
         self.clock = clock
-        self.on_error = on_error
         self.latest: UltrasoundReading | None = None
         self.identity: Identity | None = None
-        self.connected = False
-        self.last_error: str | None = None
         self.stops_sent = 0
         self._stop_pending = True  # the first write once the unit is reached is a stop
         self._heartbeat_pending = False
         self._heartbeat_counter = 0
         self._watchdog_due = False  # the unit rebooted and forgot the profile's watchdog
         self._writes: deque[_Write] = deque()
-        self._wake = asyncio.Event()
-        self._stop_taken = asyncio.Event()  # clear: the initial stop is pending
         self._client: ModbusClient | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
         self._poll_period_s = 1.0 / profile.link.telemetry_hz
         self._hard_timeout_s = 3 * profile.link.request_timeout_ms / 1000.0 + 0.5
 
@@ -122,10 +116,6 @@ class Us1ModbusDriver:
     def stop_pending(self) -> bool:
         """A stop was asked for and the device has not yet taken it."""
         return self._stop_pending
-
-    async def wait_stop_taken(self) -> None:
-        """Return once no stop is pending (the device acknowledged the last one)."""
-        await self._stop_taken.wait()
 
     def request_configure(self, settings: UltrasoundSettings) -> None:
         """Write frequency, intensity, duty and time in one all-or-nothing write."""
@@ -154,25 +144,8 @@ class Us1ModbusDriver:
 
     # ---- lifecycle ----
 
-    def start(self) -> None:
-        """Start the I/O task."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"driver-{self.device_id}")
-
-    async def close(self) -> None:
-        """Stop the I/O task and close the connection; never waits more than a second.
-
-        The flag ends the task's loops even if a cancellation is lost: Python 3.11's
-        `asyncio.wait_for` (used inside pymodbus) can swallow one that races a completion.
-        """
-        self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            done, _ = await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT_S)
-            if not done:
-                log.error("%s: I/O task did not end within %.1f s", self.device_id, CLOSE_TIMEOUT_S)
-            self._task = None
+    async def _release(self) -> None:
+        """Close the transport (called by close())."""
         self._disconnect()
 
     async def connect_and_stop(
@@ -421,13 +394,6 @@ class Us1ModbusDriver:
         if self._client is None:
             raise DeviceUnreachable(f"{self.device_id}: not connected")
         return self._client
-
-    def _report(self, message: str) -> None:
-        if message != self.last_error:
-            log.warning("%s", message)
-        self.last_error = message
-        if self.on_error is not None:
-            self.on_error(self.device_id, message)
 
 
 def _make_client(link: ModbusTcpLink | ModbusRtuLink) -> ModbusClient:
