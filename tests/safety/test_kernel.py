@@ -453,7 +453,5 @@ def test_no_client_is_not_an_alarm_while_every_output_is_off() -> None:
     h = Harness()
     for _ in range(10):
         h.now += 0.01
-        h.state, _ = step(
-            h.state, Inputs({"us1": reading(h.now)}, client_silence_s=60.0), h.now
-        )
+        h.state, _ = step(h.state, Inputs({"us1": reading(h.now)}, client_silence_s=60.0), h.now)
     assert h.state.active_alarms() == ()
