@@ -317,6 +317,7 @@ class Received:
     sub: str
     raw: bytes
     retain: bool
+    qos: int = 0
 
     @property
     def data(self) -> Any:
@@ -342,7 +343,7 @@ class Console:
         async for message in self.client.messages:
             sub = str(message.topic)[len(self.base) + 1 :]
             raw = message.payload if isinstance(message.payload, bytes) else b""
-            self.got.append(Received(time.monotonic(), sub, raw, message.retain))
+            self.got.append(Received(time.monotonic(), sub, raw, message.retain, message.qos))
             self.arrived.set()
 
     async def wait(
@@ -545,11 +546,17 @@ async def test_watchdog_never_early_and_within_timeout_plus_250_ms(
     await console.ok("set_watchdog", timeout_ms=300)
     await console.ok("configure_stim", **STIM_CFG)
     await console.ok("start", output="stim")
-    start = len(console.got)
-    sent = time.monotonic()
-    await console.heartbeat(1)
+    for beat in range(1, 4):  # a few regular heartbeats, then silence
+        await asyncio.sleep(0.1)
+        start = len(console.got)
+        before = time.monotonic()
+        await console.heartbeat(beat)
+        after = time.monotonic()
     event = await console.event("WATCHDOG", within=1.0, start=start)
-    assert event.at - sent <= 0.550, event.at - sent
+    # Measured by the client: never earlier than 300 ms after its last heartbeat left, and
+    # within 550 ms of it.
+    assert event.at - after >= 0.300, event.at - after
+    assert event.at - before <= 0.550, event.at - before
     state = await cx3_sim.arequest({"op": "state"})
     since_heartbeat_ms = event.data["t_ms"] - state["watchdog"]["last_feed_t_ms"]
     assert 300 <= since_heartbeat_ms <= 550, since_heartbeat_ms
@@ -725,8 +732,10 @@ async def test_injections_reach_telemetry_and_events(cx3_sim: SimProcess, consol
     await console.ok("set_watchdog", timeout_ms=5000)
     await console.ok("configure_us", **US_CFG)
     await console.ok("start", output="us")
+    t0 = time.monotonic()
     assert (await cx3_sim.arequest({"op": "inject", "fault": "overtemp"}))["ok"]
-    event = await console.event("OVERTEMP", within=2.5)
+    event = await console.event("OVERTEMP", within=2.2)  # past 41 °C within 2 s + delivery
+    assert event.at - t0 <= 2.2
     assert event.data["output"] == "us"
     tel = await console.telemetry()
     assert tel["faults"] == ["OVERTEMP"] and tel["us"]["head_temp_c"] > 41.0
@@ -772,3 +781,358 @@ def test_count_runs_independent_units(mosquitto_broker: Mosquitto) -> None:
         assert sim.request({"op": "state", "unit": 1})["serial"] == serial[:-2] + "08"
         assert sim.request({"op": "set", "unit": 1, "coupling_pct": 40})["ok"]
         assert sim.request({"op": "state", "unit": 0})["injected"]["coupling_pct"] is None
+
+
+# ---- ICD rows added after the second audit (real process, real broker) --------------------
+def frames_from(console: Console, start: int) -> list[dict[str, Any]]:
+    """Decoded telemetry received from index `start` on."""
+    return [m.data for m in console.got[start:] if m.sub == "telemetry" and m.data is not None]
+
+
+async def test_set_intensity_range_and_ramp_seen_in_telemetry(console: Console) -> None:
+    # ICD: set_intensity `intensity_w_cm2` 0-3.0 (RANGE otherwise), any state; "ramps
+    # <= 0.5 W/cm² per s". Measured intensity carries <= 2 % noise; telemetry rounds to 0.01.
+    await console.ok("set_watchdog", timeout_ms=5000)
+    await console.ok("configure_us", **{**US_CFG, "intensity_w_cm2": 0.0})
+    await console.ok("start", output="us")
+    for bad in (3.01, -0.1, 5):
+        assert (await console.send("set_intensity", intensity_w_cm2=bad))["error"] == "RANGE"
+    last = await console.telemetry()
+    assert last["us"]["intensity_set_w_cm2"] == 0.0
+    t0_ms = last["t_ms"]  # sent before the command: the ramp starts no earlier
+    start = len(console.got)
+    await console.ok("set_intensity", intensity_w_cm2=1.0)
+    await console.wait(lambda m: m.sub == "telemetry", 1.0, start)
+    await asyncio.sleep(1.2)
+    frames = frames_from(console, start)
+    assert len(frames) >= 10
+    for tel in frames:
+        allowed = 0.5 * (tel["t_ms"] - t0_ms) / 1000.0
+        assert tel["us"]["intensity_w_cm2"] <= allowed * 1.02 + 0.011, (tel, t0_ms)
+        assert tel["us"]["state"] == "RUNNING"
+    assert frames[-1]["us"]["intensity_set_w_cm2"] == 1.0
+    assert 0.3 <= frames[-1]["us"]["intensity_w_cm2"] < 0.9  # moving, but not there yet
+    await console.ok("stop", output="us")
+    await console.ok("set_intensity", intensity_w_cm2=0.5)  # allowed in any state
+    assert (await console.telemetry())["us"]["intensity_set_w_cm2"] == 0.5
+
+
+async def test_range_and_state_over_mqtt(console: Console) -> None:
+    # ICD argument ranges of configure_us, configure_stim and set_amplitude, sent over MQTT;
+    # configure_stim is allowed only with the stimulation stopped.
+    bad_us: list[dict[str, Any]] = [
+        {"frequency_khz": 2000},
+        {"intensity_w_cm2": 3.5},
+        {"duty_pct": 25},
+        {"time_s": 1801},
+        {"time_s": 0},
+    ]
+    for bad in bad_us:
+        reply = await console.send("configure_us", **{**US_CFG, **bad})
+        assert reply["error"] == "RANGE", (bad, reply)
+    bad_stim: list[dict[str, Any]] = [
+        {"mode": "TENS"},
+        {"freq_hz": 0},
+        {"freq_hz": 251},
+        {"pw_us": 4},
+        {"pw_us": 401},
+        {"on_s": 61},
+        {"off_s": -1},
+        {"ramp_s": 10.5},
+        {"electrode": "HAND"},
+    ]
+    for bad in bad_stim:
+        reply = await console.send("configure_stim", **{**STIM_CFG, **bad})
+        assert reply["error"] == "RANGE", (bad, reply)
+    for ma in (-0.5, 100.5, 10.2):
+        assert (await console.send("set_amplitude", ma=ma))["error"] == "RANGE", ma
+    assert (await console.send("start", output="stim"))["error"] == "NOCFG"  # nothing stuck
+    await console.ok("set_watchdog", timeout_ms=5000)
+    await console.ok("configure_stim", **STIM_CFG)
+    await console.ok("set_amplitude", ma=100.0)
+    await console.ok("set_amplitude", ma=4.5)
+    await console.ok("start", output="stim")
+    reply = await console.send("configure_stim", **{**STIM_CFG, "mode": "ASYM"})
+    assert reply["error"] == "STATE", reply
+    tel = await console.telemetry()
+    assert (tel["stim"]["mode"], tel["stim"]["ma_set"]) == ("SYM", 4.5)
+    await console.ok("stop", output="stim")
+    await console.ok("configure_stim", **{**STIM_CFG, "mode": "ASYM"})
+
+
+async def test_reset_fault_needs_cause_gone_then_idle(
+    cx3_sim: SimProcess, console: Console
+) -> None:
+    # ICD: reset_fault "stopped, cause gone"; HEAD_DISCONNECTED event; US-1 RESET_FAULT -> IDLE.
+    await console.ok("set_watchdog", timeout_ms=5000)
+    await console.ok("configure_us", **US_CFG)
+    await console.ok("start", output="us")
+    start = len(console.got)
+    assert (await cx3_sim.arequest({"op": "inject", "fault": "head_disconnect"}))["ok"]
+    event = await console.event("HEAD_DISCONNECTED", start=start)
+    assert event.data["output"] == "us"
+    tel = await console.telemetry()
+    assert (tel["us"]["state"], tel["faults"]) == ("FAULT", ["HEAD_DISCONNECTED"])
+    reply = await console.send("reset_fault", output="us")
+    assert reply["ok"] is False and reply["error"] == "STATE", reply  # head still unplugged
+    assert (await console.telemetry())["us"]["state"] == "FAULT"
+    assert (await cx3_sim.arequest({"op": "clear"}))["ok"]
+    await console.ok("reset_fault", output="us")
+    tel = await console.telemetry()
+    assert (tel["us"]["state"], tel["faults"]) == ("IDLE", [])
+    await console.ok("start", output="us")
+
+
+async def test_only_heartbeats_feed_the_watchdog(console: Console) -> None:
+    # ICD: "Only heartbeats feed it": commands every 50 ms do not keep the outputs alive.
+    await console.ok("set_watchdog", timeout_ms=300)
+    await console.ok("configure_stim", **STIM_CFG)
+    await console.ok("start", output="stim")
+    start = len(console.got)
+    await console.heartbeat(1)
+    last_beat = time.monotonic()
+
+    stop = asyncio.Event()
+
+    async def chatter() -> None:
+        # Fire-and-forget commands every 50 ms (no waiting for replies), until told to stop.
+        while not stop.is_set():
+            payload = {"id": next(console.ids), "op": "set_amplitude", "args": {"ma": 2.0}}
+            await console.client.publish(f"{console.base}/cmd", json.dumps(payload), qos=1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.05)
+
+    chatting = asyncio.create_task(chatter())
+    try:
+        event = await console.event("WATCHDOG", within=1.0, start=start)
+    finally:
+        stop.set()
+        await asyncio.wait_for(chatting, 2.0)
+    assert 0.300 <= event.at - last_beat <= 0.600, event.at - last_beat
+    commands = [m for m in console.got[start:] if m.sub == "cmd" and m.at < event.at]
+    assert len(commands) >= 4  # the unit was busy with commands all along
+    acted = [m for m in console.got[start:] if m.sub == "reply" and m.at < event.at]
+    assert len(acted) >= 3 and all(m.data["ok"] for m in acted), acted
+
+
+async def test_overcurrent_and_output_deviation_events(
+    cx3_sim: SimProcess, console: Console
+) -> None:
+    # ICD events OVERCURRENT (stim) and OUTPUT_DEVIATION (us: measured > 20 % off the ramped
+    # target for 2 s while RUNNING); faults appear in telemetry. PADS: outputs independent.
+    await console.ok("set_watchdog", timeout_ms=5000)
+    await console.ok("configure_us", **US_CFG)
+    await console.ok("configure_stim", **STIM_CFG)
+    await console.ok("set_amplitude", ma=10.0)
+    await console.ok("start", output="both")
+    await asyncio.sleep(0.3)
+    start = len(console.got)
+    t0 = time.monotonic()
+    assert (await cx3_sim.arequest({"op": "inject", "fault": "output_deviation"}))["ok"]
+    assert (await cx3_sim.arequest({"op": "inject", "fault": "overcurrent"}))["ok"]
+    overcurrent = await console.event("OVERCURRENT", within=1.0, start=start)
+    assert overcurrent.data["output"] == "stim"
+    tel = await console.telemetry()
+    assert (tel["stim"]["state"], tel["us"]["state"]) == ("FAULT", "RUNNING")
+    assert tel["faults"] == ["OVERCURRENT"]
+    deviation = await console.event("OUTPUT_DEVIATION", within=3.0, start=start)
+    assert deviation.data["output"] == "us"
+    assert deviation.at - t0 >= 1.95, deviation.at - t0  # not before 2 s of deviation
+    tel = await console.telemetry()
+    assert tel["us"]["state"] == "FAULT"
+    assert tel["faults"] == ["OUTPUT_DEVIATION", "OVERCURRENT"]
+    assert (await console.send("start", output="stim"))["error"] == "FAULT"
+
+
+async def test_ignore_stop_output_stays_on_in_telemetry(
+    cx3_sim: SimProcess, console: Console
+) -> None:
+    # SIMULATORS.md ignore_stop: the unit keeps its output on after stop commands until
+    # `clear`; the console must notice from telemetry.
+    await console.ok("set_watchdog", timeout_ms=5000)
+    await console.ok("configure_us", **US_CFG)
+    await console.ok("configure_stim", **STIM_CFG)
+    await console.ok("set_amplitude", ma=10.0)
+    await console.ok("start", output="both")
+    await asyncio.sleep(0.6)
+    assert (await cx3_sim.arequest({"op": "inject", "fault": "ignore_stop"}))["ok"]
+    await console.ok("stop", output="both")
+    await asyncio.sleep(0.2)
+    start = len(console.got)
+    await console.wait(lambda m: m.sub == "telemetry", 1.0, start)
+    await asyncio.sleep(0.3)
+    frames = frames_from(console, start)
+    assert frames
+    for tel in frames:
+        assert (tel["us"]["state"], tel["stim"]["state"]) == ("IDLE", "IDLE")
+        assert tel["us"]["intensity_w_cm2"] > 0.0 and tel["stim"]["ma"] > 0.0, tel
+    assert (await cx3_sim.arequest({"op": "clear"}))["ok"]
+    await asyncio.sleep(0.15)
+    tel = await console.telemetry()
+    assert (tel["us"]["intensity_w_cm2"], tel["stim"]["ma"]) == (0.0, 0.0)
+
+
+async def test_combination_ultrasound_fault_stops_stimulation(
+    cx3_sim: SimProcess, console: Console
+) -> None:
+    # ICD combination mode: when the ultrasound faults, the stimulation stops too and
+    # CONTACT_LOST is sent. SIMULATORS.md: overtemp passes 41 °C within 2 s.
+    await console.ok("set_watchdog", timeout_ms=5000)
+    await console.ok("configure_us", **US_CFG)
+    await console.ok("configure_stim", **HEAD_CFG)
+    await console.ok("set_amplitude", ma=5.0)
+    await console.ok("start", output="both")
+    start = len(console.got)
+    t0 = time.monotonic()
+    assert (await cx3_sim.arequest({"op": "inject", "fault": "overtemp"}))["ok"]
+    overtemp = await console.event("OVERTEMP", within=2.2, start=start)
+    assert overtemp.at - t0 <= 2.2
+    lost = await console.event("CONTACT_LOST", within=0.5, start=start)
+    assert lost.data["output"] == "stim"
+    assert lost.data["t_ms"] >= overtemp.data["t_ms"]
+    tel = await console.telemetry()
+    assert (tel["us"]["state"], tel["stim"]["state"], tel["stim"]["ma"]) == ("FAULT", "IDLE", 0.0)
+    assert tel["faults"] == ["OVERTEMP"]
+
+
+async def test_timer_energy_and_contact_events(cx3_sim: SimProcess, console: Console) -> None:
+    # US-1 rules over the CX-3: the timer counts down only while RUNNING and coupled, energy
+    # grows only while RUNNING and coupled; coupling < 30 % for > 1 s -> SUSPENDED
+    # (CONTACT_LOST), back to >= 50 % -> RUNNING (CONTACT_RESTORED); timer at 0 -> DONE.
+    await console.ok("set_watchdog", timeout_ms=5000)
+    await console.ok("configure_us", **{**US_CFG, "time_s": 2})
+    await console.ok("start", output="us")
+    await asyncio.sleep(0.9)
+    running = await console.telemetry()
+    assert running["us"]["state"] == "RUNNING" and running["us"]["energy_j"] >= 0
+    start = len(console.got)
+    assert (await cx3_sim.arequest({"op": "set", "coupling_pct": 20}))["ok"]
+    lost = await console.event("CONTACT_LOST", within=1.6, start=start)
+    assert lost.data["output"] == "us"
+    held_start = len(console.got)
+    await console.wait(lambda m: m.sub == "telemetry", 1.0, held_start)
+    await asyncio.sleep(0.4)
+    held = frames_from(console, held_start)
+    assert {t["us"]["state"] for t in held} == {"SUSPENDED"}
+    assert len({t["us"]["energy_j"] for t in held}) == 1, held  # held while suspended
+    assert len({t["us"]["remaining_s"] for t in held}) == 1
+    state = await cx3_sim.arequest({"op": "state"})
+    energy_held, remaining_held = state["us"]["energy_j"], state["us"]["remaining_s"]
+    assert energy_held > 0.5 and 0.5 < remaining_held < 1.5
+    start = len(console.got)
+    assert (await cx3_sim.arequest({"op": "set", "coupling_pct": None}))["ok"]
+    restored = await console.event("CONTACT_RESTORED", within=0.5, start=start)
+    assert restored.data["output"] == "us"
+    done = await console.wait(
+        lambda m: m.sub == "telemetry" and m.data is not None and m.data["us"]["state"] == "DONE",
+        remaining_held + 1.0,
+        start,
+    )
+    assert done.at - restored.at >= remaining_held - 0.3
+    assert done.data["us"]["remaining_s"] == 0
+    assert done.data["us"]["energy_j"] > energy_held  # grew again once coupled
+    after = await console.telemetry()  # the measurement lags the output by one 20 ms step
+    assert (after["us"]["state"], after["us"]["intensity_w_cm2"]) == ("DONE", 0.0)
+    growing = [t["us"]["energy_j"] for t in frames_from(console, start)]
+    assert growing == sorted(growing)
+
+
+async def test_command_memory_is_cleared_by_reboot(cx3_sim: SimProcess, console: Console) -> None:
+    # ICD: the device remembers the last 64 commands "since boot": after a reboot the same
+    # id + op + args is executed again.
+    await console.ok("set_watchdog", timeout_ms=5000)
+    assert await console.send("set_watchdog", cmd_id=4242, timeout_ms=700) == {
+        "id": 4242,
+        "ok": True,
+    }
+    start = len(console.got)
+    assert (await cx3_sim.arequest({"op": "reboot"}))["ok"]
+    await console.event("BOOT", start=start)
+    state = await cx3_sim.arequest({"op": "state"})
+    assert state["watchdog"]["timeout_ms"] == 1000 and state["counters"]["remembered"] == 0
+    assert await console.send("set_watchdog", cmd_id=4242, timeout_ms=700) == {
+        "id": 4242,
+        "ok": True,
+    }
+    state = await cx3_sim.arequest({"op": "state"})
+    assert state["watchdog"]["timeout_ms"] == 700  # executed, not answered from memory
+    assert state["counters"]["repeats"] == 0
+
+
+async def test_clean_session_command_sent_while_offline_never_runs(
+    cx3_sim: SimProcess, console: Console
+) -> None:
+    # ICD: "The device connects with a clean session: commands published while it is
+    # offline are never delivered later."
+    start = len(console.got)
+    assert (await cx3_sim.arequest({"op": "link", "mode": "disconnect"}))["ok"]
+    will = await console.wait(lambda m: m.sub == "status", 2.0, start)
+    assert will.data == {"online": False}
+    payload = {"id": 777_001, "op": "set_watchdog", "args": {"timeout_ms": 4000}}
+    await console.client.publish(f"{console.base}/cmd", json.dumps(payload), qos=1)
+    await asyncio.sleep(0.1)
+    start = len(console.got)
+    assert (await cx3_sim.arequest({"op": "link", "mode": "ok"}))["ok"]
+    back = await console.wait(lambda m: m.sub == "status", 2.0, start)
+    assert back.data["online"] is True
+    await console.telemetry()
+    await asyncio.sleep(0.3)
+    replies = [m.data for m in console.got if m.sub == "reply"]
+    assert all(r["id"] != 777_001 for r in replies), replies
+    state = await cx3_sim.arequest({"op": "state"})
+    assert state["watchdog"]["timeout_ms"] == 1000
+    await console.ok("set_watchdog", timeout_ms=4000)  # online again, it acts
+
+
+async def test_qos_per_topic(cx3_sim: SimProcess, console: Console) -> None:
+    # ICD topic table, subscribed at QoS 1: status, reply and event at QoS 1, telemetry 0.
+    await console.ok("set_watchdog", timeout_ms=1000)
+    start = len(console.got)
+    assert (await cx3_sim.arequest({"op": "inject", "fault": "patient_stop"}))["ok"]
+    await console.event("PATIENT_STOP", start=start)
+    await console.telemetry()
+    qos: dict[str, set[int]] = {}
+    for m in console.got:
+        qos.setdefault(m.sub, set()).add(m.qos)
+    assert qos["status"] == {1}
+    assert qos["reply"] == {1}
+    assert qos["event"] == {1}
+    assert qos["telemetry"] == {0}
+
+
+async def test_link_delay_delays_telemetry_and_corrupt_rate_is_a_share(
+    cx3_sim: SimProcess, console: Console
+) -> None:
+    # SIMULATORS.md: `delay` delays "every reply and telemetry frame"; `corrupt` with a rate
+    # replaces that share of outgoing messages with malformed ones, never well-formed wrong
+    # values. Telemetry t_ms vs arrival: the smallest lag grows by the delay.
+    def min_lag(frames: list[Received]) -> float:
+        return min(m.at - float(m.data["t_ms"]) / 1000.0 for m in frames)
+
+    def telemetry_since(start: int) -> list[Received]:
+        return [m for m in console.got[start:] if m.sub == "telemetry"]
+
+    await console.telemetry()
+    start = len(console.got)
+    await asyncio.sleep(0.6)
+    before = min_lag(telemetry_since(start))
+    assert (await cx3_sim.arequest({"op": "link", "mode": "delay", "ms": 300}))["ok"]
+    await asyncio.sleep(0.45)
+    start = len(console.got)
+    await asyncio.sleep(0.6)
+    delayed = telemetry_since(start)
+    assert len(delayed) >= 4
+    assert 0.25 <= min_lag(delayed) - before <= 0.5, (before, min_lag(delayed))
+    assert (await cx3_sim.arequest({"op": "link", "mode": "corrupt", "rate": 0.5}))["ok"]
+    await asyncio.sleep(0.4)  # frames queued under `delay` are still arriving
+    start = len(console.got)
+    deadline = time.monotonic() + 5.0
+    while len(telemetry_since(start)) < 24:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    frames = telemetry_since(start)
+    bad = [m for m in frames if m.data is None]
+    assert 0.2 <= len(bad) / len(frames) <= 0.8, (len(bad), len(frames))
+    for m in frames:
+        if m.data is not None:
+            assert set(m.data) == {"seq", "t_ms", "us", "stim", "faults"}

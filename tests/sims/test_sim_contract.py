@@ -7,6 +7,7 @@ READY line.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from sessionconsole.testing import SimProcess
 from sessionconsole.testing.cx3 import cx3_sim_for
 from sessionconsole.testing.mqtt import Mosquitto
 from tests.sims.es2_client import ES2Client
+from tests.sims.test_us1_sim import DI, IR, START, STOP, connect, read, write
 
 NAMES = {"us1": "US-1", "es2": "ES-2", "cx3": "CX-3"}
 ENDPOINT_KEYS = {"serial_pty", "serial_url", "modbus_tcp", "rtu_pty", "mqtt"}
@@ -216,3 +218,32 @@ def test_es2_same_seed_same_initial_physics_different_seed_differs() -> None:
     for a, b in zip(first, again, strict=True):
         assert abs(a - b) <= 20.0, (first, again)
     assert max(abs(a - b) for a, b in zip(first, other, strict=True)) > 40.0, (first, other)
+
+
+# ---- ignore_stop on the US-1 process -------------------------------------------------------
+async def test_us1_ignore_stop_keeps_discrete_input_3_on_after_stop() -> None:
+    # SIMULATORS.md: ignore_stop keeps the output on after stop commands until `clear` (a
+    # stuck relay), visible to the console; US-1 discrete input 3 is "output active", while
+    # STOP itself still takes the state to IDLE.
+    with SimProcess("us1") as sim:
+        client = await connect(sim, "tcp")
+        try:
+            # intensity 1.00, duty 100, PRR 100, 300 s, watchdog 5000 ms, heartbeat, START
+            assert await write(client, 1, 100, 100, 100, 300, 5000, 0, START) == 0
+            await asyncio.sleep(0.4)
+            assert (await read(client, DI, 3))[0] is True
+            assert (await sim.arequest({"op": "inject", "fault": "ignore_stop"}))["ok"]
+            assert await write(client, 7, STOP) == 0
+            for _ in range(3):
+                regs = await read(client, IR, 0, 3)
+                assert regs[0] == 0 and regs[2] > 0, regs  # IDLE, yet intensity measured
+                assert (await read(client, DI, 3))[0] is True
+                await asyncio.sleep(0.15)
+            assert await write(client, 7, STOP) == 0  # a second STOP does not help either
+            assert (await read(client, DI, 3))[0] is True
+            assert (await sim.arequest({"op": "clear"}))["ok"]
+            await asyncio.sleep(0.1)
+            assert (await read(client, DI, 3))[0] is False
+            assert (await read(client, IR, 2))[0] == 0
+        finally:
+            client.close()

@@ -386,12 +386,15 @@ async def test_heartbeats_every_100_ms_keep_running(
     assert state["counters"]["heartbeat_writes"] >= 12
 
 
-async def test_overtemp_injection_faults_within_2_5_s(
+async def test_overtemp_injection_faults_within_2_s_plus_poll(
     us1_sim: SimProcess, client: ModbusClient
 ) -> None:
+    # SIMULATORS.md: the head "climbs past 41 °C within 2 s"; US-1: above 41.0 °C -> FAULT (1).
+    # 2.0 s plus one poll interval of the test port.
+    t0 = time.monotonic()
     assert us1_sim.request({"op": "inject", "fault": "overtemp"}) == {"ok": True}
-    elapsed = await wait_state(us1_sim, lambda s: s["fault"] == "OVERTEMP", 2.5)
-    assert elapsed <= 2.5
+    await wait_state(us1_sim, lambda s: s["fault"] == "OVERTEMP", 2.2)
+    assert time.monotonic() - t0 <= 2.2
     regs = await read(client, IR, 0, 7)
     assert regs[0] == State.FAULT and regs[3] >= 410 and regs[6] == Fault.OVERTEMP
     assert await write(client, 7, RESET) == 6
