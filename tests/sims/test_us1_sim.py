@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusIOException
-from pymodbus.pdu import ModbusPDU
 
 from device_sims.us1.model import US1Model
 from device_sims.us1.registers import ExcCode, Fault, State
 from sessionconsole.testing import SimProcess
-from tests.sims.test_us1_rtu import rtu_client
+from tests.sims.test_us1_rtu import exception_code, read, rtu_client, write
 
 HR, IR, DI = 3, 4, 2
 ModbusClient = AsyncModbusSerialClient | AsyncModbusTcpClient
@@ -210,30 +209,6 @@ async def client(
     modbus = await connect(us1_sim, request.param)
     yield modbus
     modbus.close()
-
-
-def exception_code(response: ModbusPDU) -> int:
-    """The exception code of an error response (0 if the response is not an error)."""
-    return int(response.exception_code) if response.isError() else 0
-
-
-async def write(client: ModbusClient, address: int, *values: int) -> int:
-    """Write with FC 6 (one value) or FC 16; return the exception code (0 = success)."""
-    if len(values) == 1:
-        return exception_code(await client.write_register(address, values[0], device_id=1))
-    return exception_code(await client.write_registers(address, list(values), device_id=1))
-
-
-async def read(client: ModbusClient, table: int, address: int, count: int = 1) -> list[Any]:
-    """Read registers (FC 3/4) or bits (FC 2); fail the test on an exception response."""
-    calls: dict[int, Callable[..., Any]] = {
-        HR: client.read_holding_registers,
-        IR: client.read_input_registers,
-        DI: client.read_discrete_inputs,
-    }
-    response = await calls[table](address, count=count, device_id=1)
-    assert not response.isError(), response
-    return list(response.bits[:count] if table == DI else response.registers)
 
 
 async def wait_state(

@@ -66,6 +66,7 @@ class DriverLifecycle:
         self._stop_taken = asyncio.Event()  # clear: the first write once reached is a stop
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._heartbeat_pending = False
 
     async def _run(self) -> None:
         raise NotImplementedError
@@ -93,6 +94,11 @@ class DriverLifecycle:
     async def wait_stop_taken(self) -> None:
         """Return once no stop is pending (the device acknowledged the last one)."""
         await self._stop_taken.wait()
+
+    def request_heartbeat(self) -> None:
+        """Feed the device's watchdog once; called only by the tick that ran the kernel."""
+        self._heartbeat_pending = True
+        self._wake.set()
 
     def _report(self, message: str) -> None:
         """Remember and hand on a device error; log it once per change."""

@@ -95,7 +95,6 @@ class Cx3MqttDriver(DriverLifecycle):
         self._stop_sent_mono_s = 0.0
         self._hold_stop_for_reading = False  # connect_and_stop reads the state first
         self._watchdog_due = False
-        self._heartbeat_pending = False
         self._heartbeat_counter = 0
         self._queue: deque[_Queued] = deque()
         self._arrived = asyncio.Event()  # set on every inbound message
@@ -148,11 +147,6 @@ class Cx3MqttDriver(DriverLifecycle):
     def request_watchdog(self, timeout_ms: int) -> None:
         """Set the device watchdog (the driver sets the profile's value on every connect)."""
         self._put("set_watchdog", {"timeout_ms": timeout_ms})
-
-    def request_heartbeat(self) -> None:
-        """Feed the watchdog once; called by the tick that ran the kernel."""
-        self._heartbeat_pending = True
-        self._wake.set()
 
     def _put(self, op: cx3.Op, args: dict[str, cx3.ArgValue]) -> None:
         self._queue.append(_Queued(op, args))

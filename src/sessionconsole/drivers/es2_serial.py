@@ -64,7 +64,6 @@ class Es2SerialDriver(DriverLifecycle):
         self.decoder = es2.FrameDecoder()
         self._seq = es2.SeqCounter()
         self._stop_channels: set[int] = {0}  # the first write once reached: stop everything
-        self._heartbeat_pending = False
         self._reconfigure_due = False  # EVT,BOOT: the unit forgot its watchdog and stream rate
         self._queue: deque[_Request] = deque()
         self._pending: tuple[int, asyncio.Future[es2.Message]] | None = None
@@ -110,11 +109,6 @@ class Es2SerialDriver(DriverLifecycle):
     def request_reset_fault(self, channel: int) -> None:
         """Clear a channel's latched faults (only after an operator's acknowledgement)."""
         self._put(_Request("reset_fault", "RST", (channel,)))
-
-    def request_heartbeat(self) -> None:
-        """Feed the watchdog once; called by the tick that ran the kernel."""
-        self._heartbeat_pending = True
-        self._wake.set()
 
     def _put(self, request: _Request) -> None:
         self._queue.append(request)

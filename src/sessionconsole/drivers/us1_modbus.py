@@ -91,7 +91,6 @@ class Us1ModbusDriver(DriverLifecycle):
         self.identity: Identity | None = None
         self.stops_sent = 0
         self._stop_pending = True  # the first write once the unit is reached is a stop
-        self._heartbeat_pending = False
         self._heartbeat_counter = 0
         self._watchdog_due = False  # the unit rebooted and forgot the profile's watchdog
         self._writes: deque[_Write] = deque()
@@ -132,11 +131,6 @@ class Us1ModbusDriver(DriverLifecycle):
     def request_reset_fault(self) -> None:
         """Reset the device's latched fault (the kernel sends it only after an acknowledgement)."""
         self._queue(_Write("reset_fault", us1.HR_COMMAND, (us1.CMD_RESET_FAULT,)))
-
-    def request_heartbeat(self) -> None:
-        """Feed the watchdog once; called by the tick that ran the kernel."""
-        self._heartbeat_pending = True
-        self._wake.set()
 
     def _queue(self, write: _Write) -> None:
         self._writes.append(write)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sessionconsole.model.stimulation import RUNNING_STIM_STATES
 from sessionconsole.model.telemetry import ULTRASOUND_RUNNING_STATES
+from sessionconsole.model.timing import check_heartbeat_inside_watchdog, stale_limit_s
 
 # Topic levels: no MQTT wildcards, no empty level, no leading or trailing slash.
 _TOPIC_LEVELS = re.compile(r"[^/+#\s]+(/[^/+#\s]+)*")
@@ -51,7 +51,7 @@ class MqttLink(BaseModel):
     @property
     def stale_limit_s(self) -> float:
         """Three missed telemetry messages plus the allowance (ms-rounded)."""
-        return math.ceil(3000.0 / self.telemetry_hz + self.network_allowance_ms) / 1000.0
+        return stale_limit_s(self.telemetry_hz, self.network_allowance_ms)
 
 
 class Cx3ProfileLimits(BaseModel):
@@ -89,11 +89,7 @@ class Cx3Profile(BaseModel):
 
     @model_validator(mode="after")
     def _heartbeat_inside_watchdog(self) -> Cx3Profile:
-        if self.heartbeat_interval_ms * 2 > self.watchdog_ms:
-            raise ValueError(
-                f"heartbeat_interval_ms {self.heartbeat_interval_ms} must be at most half of "
-                f"watchdog_ms {self.watchdog_ms}, or one late heartbeat trips the unit"
-            )
+        check_heartbeat_inside_watchdog(self.heartbeat_interval_ms, self.watchdog_ms)
         return self
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from sessionconsole.model.timing import check_heartbeat_inside_watchdog, stale_limit_s
 
 # One US-1 telemetry poll (ICD US-1): read 8 holding registers, 16 input registers and 4
 # discrete inputs. An RTU request is 8 bytes (unit, function, address, count, CRC); a reply is
@@ -35,7 +36,7 @@ class ModbusTcpLink(BaseModel):
         Three missed polls plus the network allowance, so a slow RS-485 line and a loopback
         simulator are each judged by their own link.
         """
-        return math.ceil(3000.0 / self.telemetry_hz + self.network_allowance_ms) / 1000.0
+        return stale_limit_s(self.telemetry_hz, self.network_allowance_ms)
 
 
 class ModbusRtuLink(BaseModel):
@@ -81,9 +82,7 @@ class ModbusRtuLink(BaseModel):
         poll's wire time; plus one more wire time (the reading is stamped when its last reply
         has arrived, and a write may go ahead of a poll); plus the network allowance.
         """
-        wire_ms = self.poll_wire_ms
-        cycle_ms = max(1000.0 / self.telemetry_hz, wire_ms)
-        return math.ceil(3 * cycle_ms + wire_ms + self.network_allowance_ms) / 1000.0
+        return stale_limit_s(self.telemetry_hz, self.network_allowance_ms, self.poll_wire_ms)
 
 
 MODBUS_LINKS: dict[str, type[ModbusTcpLink | ModbusRtuLink]] = {
@@ -134,11 +133,7 @@ class Us1Profile(BaseModel):
 
     @model_validator(mode="after")
     def _heartbeat_inside_watchdog(self) -> Us1Profile:
-        if self.heartbeat_interval_ms * 2 > self.watchdog_ms:
-            raise ValueError(
-                f"heartbeat_interval_ms {self.heartbeat_interval_ms} must be at most half of "
-                f"watchdog_ms {self.watchdog_ms}, or one late heartbeat trips the unit"
-            )
+        check_heartbeat_inside_watchdog(self.heartbeat_interval_ms, self.watchdog_ms)
         return self
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sessionconsole.model.timing import check_heartbeat_inside_watchdog, stale_limit_s
 
 StimMode = Literal["SYM", "ASYM", "RUSS", "IFC", "HVPC"]
 RUNNING_STIM_STATES = frozenset({"RAMP", "ON", "OFFPHASE"})
@@ -39,7 +40,7 @@ class SerialLink(BaseModel):
     @property
     def stale_limit_s(self) -> float:
         """Three missed telemetry frames plus the allowance (ms-rounded)."""
-        return math.ceil(3000.0 / self.telemetry_hz + self.network_allowance_ms) / 1000.0
+        return stale_limit_s(self.telemetry_hz, self.network_allowance_ms)
 
 
 class StimulationProfileLimits(BaseModel):
@@ -65,11 +66,7 @@ class Es2Profile(BaseModel):
 
     @model_validator(mode="after")
     def _heartbeat_inside_watchdog(self) -> Es2Profile:
-        if self.heartbeat_interval_ms * 2 > self.watchdog_ms:
-            raise ValueError(
-                f"heartbeat_interval_ms {self.heartbeat_interval_ms} must be at most half of "
-                f"watchdog_ms {self.watchdog_ms}, or one late heartbeat trips the unit"
-            )
+        check_heartbeat_inside_watchdog(self.heartbeat_interval_ms, self.watchdog_ms)
         return self
 
 
