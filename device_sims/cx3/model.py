@@ -206,7 +206,7 @@ class CX3Unit:
             "us": {
                 "state": us.state.name,
                 "intensity_set_w_cm2": us.holding[1] / 100.0,
-                "intensity_w_cm2": round(us.physics.measured_w_cm2, 2),
+                "intensity_w_cm2": round(us.measured_w_cm2, 2),
                 "power_w": round(us.measured_power_w, 2),
                 "head_temp_c": round(us.physics.head_temp_c, 1),
                 "coupling_pct": round(us.coupling_pct),
@@ -220,7 +220,7 @@ class CX3Unit:
                 "mode": config.mode if config else None,
                 "electrode": config.electrode if config else None,
                 "ma_set": stim.target_ma,
-                "ma": round(stim.physics.measured_ma, 1),
+                "ma": round(stim.measured_ma, 1),
                 "impedance_ohm": round(stim.physics.impedance_ohm),
             },
             "faults": self.latched_faults(),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from device_sims.draws import DRAW_PERIOD_S, DrawGrid
+
 MODES = ("SYM", "ASYM", "RUSS", "IFC", "HVPC")
 ELECTRODES = ("PADS", "US_HEAD")
 MAX_RATE_MA_PER_S = 5.0
@@ -49,6 +51,8 @@ class StimPhysics:
     electrode_off: bool = False
     impedance_pin: float | None = None
     overcurrent_pending: bool = False
+    noise: float = 0.0
+    grid: DrawGrid = field(default_factory=DrawGrid)
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,11 +68,16 @@ class StimPhysics:
 
     def step(self, dt: float, driven_ma: float) -> None:
         """Drift the impedance and measure the driven current with small noise."""
+        for _ in range(self.grid.due(dt)):
+            self._draw(DRAW_PERIOD_S)
+        self.measured_ma = max(0.0, driven_ma * (1.0 + self.noise))
+
+    def _draw(self, period: float) -> None:
+        """One grid period of impedance drift and a fresh noise value (device_sims/draws.py)."""
         gauss = self.rng.gauss(0.0, 1.0)
-        noise = self.rng.uniform(-NOISE_FRACTION, NOISE_FRACTION)
-        self.wander_ohm += 0.2 * (IMPEDANCE_MEAN - self.wander_ohm) * dt + 40.0 * gauss * dt**0.5
-        self.wander_ohm = min(IMPEDANCE_MAX, max(IMPEDANCE_MIN, self.wander_ohm))
-        self.measured_ma = max(0.0, driven_ma * (1.0 + noise))
+        self.noise = self.rng.uniform(-NOISE_FRACTION, NOISE_FRACTION)
+        drift = 0.2 * (IMPEDANCE_MEAN - self.wander_ohm) * period + 40.0 * gauss * period**0.5
+        self.wander_ohm = min(IMPEDANCE_MAX, max(IMPEDANCE_MIN, self.wander_ohm + drift))
 
     def clear(self) -> None:
         """Remove injected faults and pinned values."""
@@ -98,6 +107,11 @@ class StimChannel:
     def output_ma(self) -> float:
         """Current the output stage drives (a stuck relay keeps driving after stop)."""
         return self.driven_ma if self.running else self.stuck_ma
+
+    @property
+    def measured_ma(self) -> float:
+        """Measured current: the last measurement while driving, none once the output is off."""
+        return self.physics.measured_ma if self.output_ma > 0.0 else 0.0
 
     def start(self) -> None:
         """Start from 0 in RAMP (the unit has checked that starting is allowed)."""

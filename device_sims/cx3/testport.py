@@ -10,10 +10,12 @@
                  setpoint_w_cm2, current_target_w_cm2 (ramped), emitted_w_cm2,
                  measured_intensity_w_cm2, measured_power_w, head_temp_c, coupling_pct,
                  coupled, head_connected, output_active, remaining_s, low_coupling_s,
-                 deviation_s, emission_time_s, energy_j}  (floats unrounded)
+                 deviation_s, emission_time_s, energy_j, draws}  (floats unrounded)
     stim        {state, faults [codes], config {mode, freq_hz, pw_us, on_s, off_s, ramp_s,
                  electrode} | null, target_ma, driven_ma, measured_ma, stuck_ma,
-                 impedance_ohm, output_active, phase_s}
+                 impedance_ohm, output_active, phase_s, draws}
+                (draws: random-draw periods elapsed, device_sims/draws.py; two runs with one
+                 seed report the same physics at the same count)
     faults      latched fault codes of the unit, ICD order (as in telemetry)
     patient_stop_pressed  bool
     watchdog    {timeout_ms, armed (an output runs), since_feed_ms, last_feed_t_ms (unit
@@ -219,7 +221,7 @@ class CX3TestPort:
             "setpoint_w_cm2": us.holding[1] / 100.0,
             "current_target_w_cm2": us.target_w_cm2,
             "emitted_w_cm2": us.emitted_w_cm2,
-            "measured_intensity_w_cm2": p.measured_w_cm2,
+            "measured_intensity_w_cm2": us.measured_w_cm2,
             "measured_power_w": us.measured_power_w,
             "head_temp_c": p.head_temp_c,
             "coupling_pct": us.coupling_pct,
@@ -231,6 +233,7 @@ class CX3TestPort:
             "deviation_s": us.deviation_s,
             "emission_time_s": us.emission_s,
             "energy_j": us.energy_j,
+            "draws": p.grid.draws,
         }
 
     def _stim_state(self) -> dict[str, Any]:
@@ -243,9 +246,10 @@ class CX3TestPort:
             "config": None if config is None else dict(config.__dict__),
             "target_ma": stim.target_ma,
             "driven_ma": stim.driven_ma,
-            "measured_ma": stim.physics.measured_ma,
+            "measured_ma": stim.measured_ma,
             "stuck_ma": stim.stuck_ma,
             "impedance_ohm": stim.physics.impedance_ohm,
             "output_active": stim.output_ma > 0.0,
             "phase_s": stim.phase_s,
+            "draws": stim.physics.grid.draws,
         }

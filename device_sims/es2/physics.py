@@ -1,8 +1,8 @@
 """ES-2 physical world: electrode impedance per channel, current noise, hand switch, relays.
 
 Everything here survives a device reboot (electrodes, patient and hardware, not firmware
-memory). Randomness comes from one seeded `random.Random` drawn a fixed number of times per
-step, so a run with the same seed and the same steps repeats exactly.
+memory). Randomness comes from one seeded `random.Random` drawn on a fixed grid of simulated
+time (device_sims/draws.py), so a run with the same seed repeats whatever the step lengths.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+
+from device_sims.draws import DRAW_PERIOD_S, DrawGrid
 
 IMPEDANCE_MEAN_OHM = 1250.0
 IMPEDANCE_MIN_OHM, IMPEDANCE_MAX_OHM = 500.0, 2000.0
@@ -50,6 +52,7 @@ class Physics:
     noise: dict[int, float] = field(default_factory=dict)
     switch_pressed_s: float = 0.0
     injected: Injections = field(default_factory=Injections)
+    grid: DrawGrid = field(default_factory=DrawGrid)
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -85,9 +88,14 @@ class Physics:
     def step(self, dt: float) -> None:
         """Advance the world by `dt` seconds: impedance drift, fresh noise, switch release."""
         self.switch_pressed_s = max(0.0, self.switch_pressed_s - dt)
+        for _ in range(self.grid.due(dt)):
+            self._draw(DRAW_PERIOD_S)
+
+    def _draw(self, period: float) -> None:
+        """One grid period of random drift and a fresh noise value for each channel."""
         for ch in CHANNELS:
             gauss = self.rng.gauss(0.0, 1.0)
             self.noise[ch] = self.rng.uniform(-NOISE_FRACTION, NOISE_FRACTION)
-            pull = IMPEDANCE_THETA * (IMPEDANCE_MEAN_OHM - self.wander_ohm[ch]) * dt
-            drifted = self.wander_ohm[ch] + pull + IMPEDANCE_SIGMA * math.sqrt(dt) * gauss
+            pull = IMPEDANCE_THETA * (IMPEDANCE_MEAN_OHM - self.wander_ohm[ch]) * period
+            drifted = self.wander_ohm[ch] + pull + IMPEDANCE_SIGMA * math.sqrt(period) * gauss
             self.wander_ohm[ch] = min(IMPEDANCE_MAX_OHM, max(IMPEDANCE_MIN_OHM, drifted))

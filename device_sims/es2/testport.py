@@ -14,6 +14,8 @@ Requests may carry `"unit": i` (default 0) when the process runs several units (
     watchdog         {timeout_ms, armed, since_feed_ms (null unless armed)}
     stream_hz        0 or 1-50
     patient_switch_pressed   bool (the switch is momentary: 0.2 s)
+    physics_draws    random-draw periods elapsed (device_sims/draws.py); two runs with one
+                     seed report the same impedances at the same count
     counters         {boot_counter, dropped, syntax, executed, repeats, heartbeats}
                      (executed: requests acted on; repeats: answered from memory)
     last_request     {content, reply: [fields]} | null  (the repeat memory)
@@ -168,6 +170,7 @@ class ES2TestPort:
             },
             "stream_hz": m.stream_hz,
             "patient_switch_pressed": m.physics.switch_pressed,
+            "physics_draws": m.physics.grid.draws,
             "counters": {
                 "boot_counter": m.boot_counter,
                 "dropped": m.dropped,

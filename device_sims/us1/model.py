@@ -204,9 +204,18 @@ class US1Model:
         return self.stuck_w_cm2
 
     @property
+    def measured_w_cm2(self) -> float:
+        """Measured intensity: the last measurement while emitting, none once emission stopped.
+
+        STOP, PAUSE, a fault or the timer's DONE switch the output off in the same step, so the
+        first read after them must already show 0 (ICDs: off at once, never ramped).
+        """
+        return self.physics.measured_w_cm2 if self.emitted_w_cm2 > 0.0 else 0.0
+
+    @property
     def measured_intensity_reg(self) -> int:
         """Input register 2: measured intensity in 0.01 W/cm²."""
-        return min(0xFFFF, round(self.physics.measured_w_cm2 * 100.0))
+        return min(0xFFFF, round(self.measured_w_cm2 * 100.0))
 
     @property
     def measured_power_reg(self) -> int:
@@ -216,7 +225,7 @@ class US1Model:
     @property
     def measured_power_w(self) -> float:
         """Measured temporal-peak acoustic power in W."""
-        return self.physics.measured_w_cm2 * ERA_DECI_CM2 / 10.0
+        return self.measured_w_cm2 * ERA_DECI_CM2 / 10.0
 
     # ---- commands -----------------------------------------------------------------------
     def command_allowed(self, command: Command) -> bool:

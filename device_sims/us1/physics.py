@@ -1,8 +1,9 @@
 """US-1 physical world: head temperature, coupling, measured output, switch and relay.
 
 Everything here survives a device reboot (it is the head, the patient and the hardware, not
-the firmware's memory). All randomness comes from one seeded `random.Random`, drawn a fixed
-number of times per step, so a run with the same seed and the same steps repeats exactly.
+the firmware's memory). All randomness comes from one seeded `random.Random` drawn on a fixed
+grid of simulated time (device_sims/draws.py), so a run with one seed repeats whatever the
+step lengths.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+
+from device_sims.draws import DRAW_PERIOD_S, DrawGrid
 
 AMBIENT_C = 32.0
 COOLING_TAU_S = 120.0
@@ -50,7 +53,9 @@ class Physics:
     wander_pct: float = COUPLING_MEAN_PCT
     measured_w_cm2: float = 0.0
     switch_pressed_s: float = 0.0
+    noise: float = 0.0
     injected: Injections = field(default_factory=Injections)
+    grid: DrawGrid = field(default_factory=DrawGrid)
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,15 +88,20 @@ class Physics:
     def step(self, dt: float, emitted_w_cm2: float, duty_fraction: float) -> None:
         """Advance the world by `dt` seconds with the given output level and duty."""
         self.switch_pressed_s = max(0.0, self.switch_pressed_s - dt)
-        gauss = self.rng.gauss(0.0, 1.0)
-        noise = self.rng.uniform(-NOISE_FRACTION, NOISE_FRACTION)
-        drift = COUPLING_THETA * (COUPLING_MEAN_PCT - self.wander_pct) * dt
-        self.wander_pct += drift + COUPLING_SIGMA * math.sqrt(dt) * gauss
-        self.wander_pct = min(99.0, max(80.0, self.wander_pct))
+        for _ in range(self.grid.due(dt)):
+            self._draw(DRAW_PERIOD_S)
         emitting = emitted_w_cm2 if self.head_connected else 0.0
         self._step_temperature(dt, emitting, duty_fraction)
         factor = DEVIATION_FACTOR if self.injected.output_deviation else 1.0
-        self.measured_w_cm2 = max(0.0, emitting * factor * (1.0 + noise))
+        self.measured_w_cm2 = max(0.0, emitting * factor * (1.0 + self.noise))
+
+    def _draw(self, period: float) -> None:
+        """One grid period of coupling wander and a fresh measurement noise value."""
+        gauss = self.rng.gauss(0.0, 1.0)
+        self.noise = self.rng.uniform(-NOISE_FRACTION, NOISE_FRACTION)
+        drift = COUPLING_THETA * (COUPLING_MEAN_PCT - self.wander_pct) * period
+        self.wander_pct += drift + COUPLING_SIGMA * math.sqrt(period) * gauss
+        self.wander_pct = min(99.0, max(80.0, self.wander_pct))
 
     def _step_temperature(self, dt: float, emitted_w_cm2: float, duty_fraction: float) -> None:
         """Relax toward ambient, heat with intensity x duty (more when coupling is poor)."""

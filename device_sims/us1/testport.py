@@ -15,7 +15,9 @@
     physics      {head_temp_c, coupling_pct, head_connected, patient_stop_pressed,
                   setpoint_w_cm2, current_target_w_cm2 (the ramped value),
                   emitted_w_cm2, measured_intensity_w_cm2, measured_power_w,
-                  output_active, duty_fraction}  (floats unrounded)
+                  output_active, duty_fraction, draws}  (floats unrounded; draws: the
+                  random-draw periods elapsed, device_sims/draws.py: two runs with one seed
+                  report the same coupling at the same count)
     timer        {remaining_s, low_coupling_s, deviation_s}
     counters     {boot_counter, emission_time_s, energy_j, heartbeat_writes}
     watchdog     {armed, timeout_ms, since_feed_ms (null unless armed)}
@@ -156,10 +158,11 @@ class US1TestPort:
                 "setpoint_w_cm2": m.holding[1] / 100.0,
                 "current_target_w_cm2": m.target_w_cm2,
                 "emitted_w_cm2": m.emitted_w_cm2,
-                "measured_intensity_w_cm2": p.measured_w_cm2,
+                "measured_intensity_w_cm2": m.measured_w_cm2,
                 "measured_power_w": m.measured_power_w,
                 "output_active": m.output_active,
                 "duty_fraction": m.duty_fraction,
+                "draws": p.grid.draws,
             },
             "timer": {
                 "remaining_s": m.remaining_s,

@@ -81,6 +81,26 @@ class Bench:
         return [(e["event"], e["output"]) for e in self.unit.take_events()]
 
 
+def test_model_outputs_read_zero_in_the_same_instant_as_stop_and_done() -> None:
+    # ICD: stop is "output off within 10 ms in the device, never ramped"; US timer at 0 ->
+    # DONE, output off. The telemetry built at that same instant already reads zero.
+    bench = Bench()
+    bench.ok("configure_us", **{**US_CFG, "time_s": 2})
+    bench.ok("configure_stim", **STIM_CFG)
+    bench.ok("set_amplitude", ma=10)
+    bench.ok("start", output="both")
+    bench.run(1.5)
+    live = bench.unit.telemetry(bench.t)
+    assert live["us"]["intensity_w_cm2"] > 0 and live["stim"]["ma"] > 0
+    bench.ok("stop", output="stim")
+    assert bench.unit.telemetry(bench.t)["stim"]["ma"] == 0.0
+    while bench.unit.us.state != State.DONE:
+        bench.run(0.02)
+        assert bench.t < 10.0
+    done = bench.unit.telemetry(bench.t)
+    assert (done["us"]["intensity_w_cm2"], done["us"]["power_w"]) == (0.0, 0.0)
+
+
 def test_model_us_ramps_at_most_half_w_per_s_and_stop_is_immediate() -> None:
     bench = Bench()
     bench.ok("configure_us", **{**US_CFG, "intensity_w_cm2": 2.0})
@@ -582,6 +602,28 @@ async def test_heartbeats_every_100_ms_keep_outputs_running(
     assert not [m for m in console.got if m.sub == "event" and m.data["event"] == "WATCHDOG"]
 
 
+async def test_stop_reply_means_output_already_off(cx3_sim: SimProcess, console: Console) -> None:
+    # ICD: stop switches the output off "within 10 ms in the device, never ramped". The unit
+    # replies only after acting, so the test port, asked right after the reply, reads it off.
+    await console.ok("set_watchdog", timeout_ms=5000)
+    await console.ok("configure_us", **US_CFG)
+    await console.ok("configure_stim", **STIM_CFG)
+    await console.ok("set_amplitude", ma=10.0)
+    for output in ("us", "stim", "both"):
+        await console.ok("start", output="both")
+        await asyncio.sleep(0.6)
+        live = await cx3_sim.arequest({"op": "state"})
+        assert live["us"]["output_active"] and live["stim"]["output_active"], live
+        await console.ok("stop", output=output)
+        after = await cx3_sim.arequest({"op": "state"})
+        if output in ("us", "both"):
+            assert (after["us"]["output_active"], after["us"]["emitted_w_cm2"]) == (False, 0.0)
+            assert after["us"]["measured_intensity_w_cm2"] == 0.0
+        if output in ("stim", "both"):
+            assert (after["stim"]["output_active"], after["stim"]["measured_ma"]) == (False, 0.0)
+        await console.ok("stop", output="both")
+
+
 async def test_combination_mode_cascade(cx3_sim: SimProcess, console: Console) -> None:
     await console.ok("set_watchdog", timeout_ms=5000)
     await console.ok("configure_us", **US_CFG)
@@ -1031,8 +1073,7 @@ async def test_timer_energy_and_contact_events(cx3_sim: SimProcess, console: Con
     assert done.at - restored.at >= remaining_held - 0.3
     assert done.data["us"]["remaining_s"] == 0
     assert done.data["us"]["energy_j"] > energy_held  # grew again once coupled
-    after = await console.telemetry()  # the measurement lags the output by one 20 ms step
-    assert (after["us"]["state"], after["us"]["intensity_w_cm2"]) == ("DONE", 0.0)
+    assert done.data["us"]["intensity_w_cm2"] == 0.0  # output off at DONE, first frame included
     growing = [t["us"]["energy_j"] for t in frames_from(console, start)]
     assert growing == sorted(growing)
 

@@ -74,7 +74,12 @@ def test_model_stop_is_immediate_and_timer_runs_out_to_done() -> None:
     assert (model.state, model.emitted_w_cm2, model.output_active) == (State.IDLE, 0.0, False)
     model = US1Model(now=0.0)
     assert model.write_holding(1, [100, 100, 100, 3, 1000, 0, START], 0.0) is None
-    drive(model, 0.0, 3.2)
+    t = 0.0
+    while model.state != State.DONE:  # the first instant of DONE already reads no output
+        t = drive(model, t, 0.02)
+        assert t < 4.0
+    assert model.input_registers()[1] == model.input_registers()[2] == 0  # power, intensity
+    drive(model, t, 3.2 - t)
     assert model.state == State.DONE
     assert model.input_registers()[5] == 0
     assert model.input_registers()[9] == 3
