@@ -13,7 +13,8 @@ import pytest
 from pydantic import ValidationError
 
 from sessionconsole.drivers.errors import DeviceUnreachable
-from sessionconsole.drivers.us1_modbus import NoReply, Us1ModbusDriver
+from sessionconsole.drivers.modbus_transport import NoReply
+from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
 from sessionconsole.model.profile import ModbusRtuLink, UltrasoundProfileLimits, Us1Profile
 from sessionconsole.testing import SimProcess
 from tests.drivers.test_us1_driver import SETTINGS

@@ -27,7 +27,8 @@ from pydantic import BaseModel
 
 from sessionconsole.drivers.errors import DriverError
 from sessionconsole.drivers.es2_serial import Es2SerialDriver, _Request
-from sessionconsole.drivers.us1_modbus import NoReply, Us1ModbusDriver
+from sessionconsole.drivers.modbus_transport import NoReply
+from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
 from sessionconsole.model.profile import ModbusTcpLink, Us1Profile
 from sessionconsole.model.room import read_toml
 from sessionconsole.model.stimulation import Es2Profile, StimChannelReading

@@ -19,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pymodbus import FramerType
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException, ModbusIOException
 
 from sessionconsole.drivers.base import DriverLifecycle
@@ -30,29 +28,24 @@ from sessionconsole.drivers.errors import (
     DriverError,
     WrongDevice,
 )
-from sessionconsole.model.profile import ModbusRtuLink, ModbusTcpLink, Us1Profile
+from sessionconsole.drivers.modbus_transport import (
+    MODBUS_EXCEPTIONS,
+    ModbusClient,
+    NoReply,
+    make_client,
+    no_link_text,
+)
+from sessionconsole.model.profile import ModbusTcpLink, Us1Profile
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.telemetry import UltrasoundReading
 from sessionconsole.protocols import us1
 
 log = logging.getLogger(__name__)
 
-ModbusClient = AsyncModbusTcpClient | AsyncModbusSerialClient
 
 BACKOFF_INITIAL_S = 0.1
 BACKOFF_MAX_S = 2.0
 CLOSE_TIMEOUT_S = 1.0
-MODBUS_EXCEPTIONS = {
-    1: "illegal function",
-    2: "illegal address",
-    3: "value not allowed",
-    4: "device failure",
-    6: "device busy (not allowed in this state)",
-}
-
-
-class NoReply(DeviceUnreachable):
-    """The link is open but the unit did not answer in time (wrong unit id, baud, or dead)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +259,7 @@ class Us1ModbusDriver(DriverLifecycle):
     async def _open(self) -> None:
         """Open a fresh client on the profile's transport (TCP socket or RTU serial line)."""
         self._disconnect()
-        client = _make_client(self.profile.link)
+        client = make_client(self.profile.link)
         self._client = client
         try:
             async with asyncio.timeout(self._hard_timeout_s):
@@ -276,7 +269,7 @@ class Us1ModbusDriver(DriverLifecycle):
                 f"{self.device_id}: connecting to {self.endpoint} failed: {exc!r}"
             ) from exc
         if not connected:
-            raise DeviceUnreachable(f"{self.device_id}: {_no_link_text(self.profile.link)}")
+            raise DeviceUnreachable(f"{self.device_id}: {no_link_text(self.profile.link)}")
 
     async def _check_identity(self) -> None:
         """Read the identity registers; raise WrongDevice unless they match the profile."""
@@ -388,30 +381,3 @@ class Us1ModbusDriver(DriverLifecycle):
         if self._client is None:
             raise DeviceUnreachable(f"{self.device_id}: not connected")
         return self._client
-
-
-def _make_client(link: ModbusTcpLink | ModbusRtuLink) -> ModbusClient:
-    """A pymodbus client for the link, without retries or reconnects: the driver does both."""
-    timeout_s = link.request_timeout_ms / 1000.0
-    if isinstance(link, ModbusTcpLink):
-        return AsyncModbusTcpClient(
-            link.host, port=link.port, timeout=timeout_s, retries=0, reconnect_delay=0
-        )
-    return AsyncModbusSerialClient(
-        link.port,
-        framer=FramerType.RTU,
-        baudrate=link.baudrate,
-        bytesize=link.bytesize,
-        parity=link.parity,
-        stopbits=link.stopbits,
-        timeout=timeout_s,
-        retries=0,
-        reconnect_delay=0,
-    )
-
-
-def _no_link_text(link: ModbusTcpLink | ModbusRtuLink) -> str:
-    """Why `connect()` returned False, as precisely as pymodbus lets us know."""
-    if isinstance(link, ModbusTcpLink):
-        return f"no Modbus TCP connection to {link.host}:{link.port}"
-    return f"cannot open Modbus RTU port {link.port} (missing, in use, or no permission)"
