@@ -8,6 +8,7 @@ from typing import Any
 from sessionconsole.drivers.base import DeviceDriver
 from sessionconsole.drivers.cx3_mqtt import Cx3MqttDriver
 from sessionconsole.drivers.errors import DeviceUnreachable
+from sessionconsole.drivers.tracking import CommandRecord
 from sessionconsole.model.combination import Cx3Profile, Cx3ProfileLimits, MqttLink
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.testing import SimProcess
@@ -42,7 +43,7 @@ async def us_state(sim: SimProcess) -> str:
 
 
 def all_acknowledged(driver: Cx3MqttDriver) -> bool:
-    return all(r.state == "acknowledged" for r in driver.commands.values())
+    return all(r.state in ("acknowledged", "confirmed") for r in driver.commands.values())
 
 
 async def eventually(predicate: Any, timeout_s: float = 3.0) -> None:
@@ -77,12 +78,27 @@ async def test_connect_and_stop_configure_run_and_stop(
         await wait_for(lambda: driver.latest and driver.latest.ultrasound.state == "RUNNING")
         await wait_for(lambda: driver.latest.ultrasound.intensity_measured_w_cm2 > 0.3, 4)
         assert driver.latest.ultrasound.intensity_setpoint_w_cm2 == 1.0
+        # requested -> acknowledged (reply) -> confirmed (telemetry shows it); a configure
+        # has nothing in telemetry to read back, so its reply ends it.
         ops = [(r.op, r.state) for r in driver.commands.values()]
-        assert ("configure_us", "acknowledged") in ops and ("start", "acknowledged") in ops
+        assert ("configure_us", "confirmed") in ops and ("start", "confirmed") in ops
+        driver.request_intensity(1.5)
+
+        def setpoints() -> list[CommandRecord]:
+            return [r for r in driver.commands.values() if r.op == "set_intensity"]
+
+        await wait_for(lambda: setpoints() and setpoints()[0].state == "confirmed")
+        setpoint = setpoints()[0]
+        assert setpoint.confirmed_mono_s is not None
+        assert setpoint.acknowledged_mono_s is not None
+        assert setpoint.confirmed_mono_s >= setpoint.acknowledged_mono_s
+        assert driver.latest.ultrasound.intensity_setpoint_w_cm2 == 1.5
         driver.request_stop()
         assert driver.stop_pending
         await asyncio.wait_for(driver.wait_stop_taken(), 2.0)
         await wait_for(lambda: driver.latest.ultrasound.state == "IDLE")
+        stop = [r for r in driver.commands.values() if r.op == "stop"][-1]
+        await wait_for(lambda: stop.state == "confirmed")
     assert await us_state(cx3_sim) == "IDLE"
     assert driver.last_error is None
     await driver.close()

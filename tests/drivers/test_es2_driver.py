@@ -8,6 +8,7 @@ import pytest
 
 from sessionconsole.drivers.errors import DeviceUnreachable
 from sessionconsole.drivers.es2_serial import Es2SerialDriver
+from sessionconsole.drivers.tracking import CommandRecord
 from sessionconsole.model.stimulation import (
     Es2Profile,
     SerialLink,
@@ -15,6 +16,7 @@ from sessionconsole.model.stimulation import (
     StimulationSettings,
 )
 from sessionconsole.testing import SimProcess
+from tests.sims.es2_client import ES2Client
 from tests.support import core_heartbeats, wait_for
 
 SETTINGS = StimulationSettings(mode="SYM", freq_hz=100, pw_us=200, on_s=0, off_s=0, ramp_s=1)
@@ -129,3 +131,58 @@ async def test_a_missing_port_is_a_clear_error() -> None:
     with pytest.raises(DeviceUnreachable, match=r"cannot open /dev/does-not-exist"):
         await driver.connect_and_stop(timeout_s=0.2)
     await driver.close()
+
+
+async def test_commands_tracked_from_request_to_confirmation(es2_sim: SimProcess) -> None:
+    # Issue #4: requested -> acknowledged (ACK) -> confirmed by a reading; NAK -> refused.
+    driver = Es2SerialDriver("es2", profile(str(es2_sim.endpoints["serial_pty"])))
+    await driver.connect_and_stop()
+    driver.start()
+
+    def last(op: str) -> CommandRecord:
+        return [r for r in driver.commands.values() if r.op == op][-1]
+
+    try:
+        async with core_heartbeats(driver):
+            driver.request_configure(1, SETTINGS)
+            driver.request_amplitude(1, 12.5)
+            driver.request_run(1)
+            await wait_for(lambda: last("run").state == "confirmed")
+            assert last("configure").state == "confirmed"  # nothing to read back: ACK ends it
+            amplitude = last("amplitude")
+            await wait_for(lambda: amplitude.state == "confirmed")
+            assert amplitude.acknowledged_mono_s is not None
+            assert amplitude.confirmed_mono_s is not None
+            assert amplitude.confirmed_mono_s >= amplitude.acknowledged_mono_s
+            driver.request_configure(1, SETTINGS)  # CFG while running: NAK,STATE
+            await wait_for(lambda: last("configure").state == "refused")
+            assert last("configure").error == "STATE"
+            driver.request_stop(0)
+            await wait_for(lambda: last("stop").state == "confirmed")
+    finally:
+        await driver.close()
+
+
+async def test_a_target_the_console_did_not_write_is_reported(es2_sim: SimProcess) -> None:
+    # Issue #4: the driver reads targets back (STAT) and reports one it did not write. Another
+    # client takes the TCP port for a moment (newest connection wins) and sets channel 1.
+    url = str(es2_sim.endpoints["serial_url"])
+    errors: list[str] = []
+    driver = Es2SerialDriver("es2", profile(url), on_error=lambda _d, m: errors.append(m))
+    await driver.connect_and_stop()
+    driver.start()
+    try:
+        driver.request_amplitude(1, 12.5)
+        await wait_for(lambda: driver.latest.get(1) and driver.latest[1].target_ma == 12.5)
+        assert driver.setpoint_mismatches == 0
+        intruder = ES2Client(url)
+        try:
+            assert intruder.request("AMP,1,20") == ["ACK"]
+        finally:
+            intruder.close()
+        await wait_for(lambda: driver.setpoint_mismatches == 1, 5)
+        assert any(
+            "channel 1 holds target 20 mA, but the console wrote 12.5 mA" in e for e in errors
+        )
+    finally:
+        await driver.close()

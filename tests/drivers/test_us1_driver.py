@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+from pymodbus.client import AsyncModbusTcpClient
 
 from sessionconsole.drivers.errors import WrongDevice
 from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
@@ -145,3 +146,62 @@ async def test_unreachable_port_is_a_clear_error(unused_tcp_port: int) -> None:
     ):
         await driver.connect_and_stop(timeout_s=0.3)
     await driver.close()
+
+
+async def test_commands_tracked_from_request_to_confirmation(sim: SimProcess) -> None:
+    # Issue #4: every command is tracked requested -> acknowledged -> confirmed by telemetry.
+    driver = Us1ModbusDriver("us1", profile(sim.modbus_tcp[1]))
+    await driver.connect_and_stop()
+    driver.start()
+    try:
+        async with core_heartbeats(driver):
+            driver.request_configure(SETTINGS)
+            driver.request_start()
+            await wait_for(
+                lambda: (
+                    [r.state for r in driver.commands.values()][-2:] == ["confirmed", "confirmed"]
+                )
+            )
+            configure, start = list(driver.commands.values())[-2:]
+            assert (configure.op, start.op) == ("configure", "start")
+            assert configure.acknowledged_mono_s is not None
+            assert configure.confirmed_mono_s is not None
+            assert configure.requested_mono_s <= configure.acknowledged_mono_s
+            assert configure.acknowledged_mono_s <= configure.confirmed_mono_s
+            driver.request_configure(SETTINGS)  # the ICD refuses setpoints 0, 2-4 while active
+            await wait_for(lambda: list(driver.commands.values())[-1].state == "refused")
+            refused = list(driver.commands.values())[-1]
+            assert refused.error == "REJECTED" and "exception 06" in (refused.detail or "")
+            driver.request_stop()
+            await wait_for(lambda: list(driver.commands.values())[-1].state == "confirmed")
+            assert list(driver.commands.values())[-1].op == "stop"
+    finally:
+        await driver.close()
+
+
+async def test_a_setpoint_the_console_did_not_write_is_reported(sim: SimProcess) -> None:
+    # Issue #4: the driver reads back setpoints and reports any the device holds that the
+    # console did not write (here another Modbus master changes the intensity).
+    errors: list[str] = []
+    driver = Us1ModbusDriver(
+        "us1", profile(sim.modbus_tcp[1]), on_error=lambda _d, m: errors.append(m)
+    )
+    await driver.connect_and_stop()
+    driver.start()
+    other = AsyncModbusTcpClient("127.0.0.1", port=sim.modbus_tcp[1], timeout=0.5, retries=0)
+    try:
+        driver.request_configure(SETTINGS)
+        await wait_for(lambda: driver.latest and driver.latest.frequency_khz == 3000)
+        await asyncio.sleep(0.2)
+        assert driver.setpoint_mismatches == 0, errors
+        assert await other.connect()
+        assert not (await other.write_register(1, 150, device_id=1)).isError()
+        await wait_for(lambda: driver.setpoint_mismatches == 1)
+        assert any(
+            "holds intensity (0.01 W/cm²) 150, but the console wrote 80" in e for e in errors
+        )
+        await asyncio.sleep(0.3)
+        assert driver.setpoint_mismatches == 1  # reported once, not every poll
+    finally:
+        other.close()
+        await driver.close()

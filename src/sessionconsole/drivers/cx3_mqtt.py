@@ -16,15 +16,15 @@ import contextlib
 import logging
 import os
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import aiomqtt
 
 from sessionconsole.drivers.base import DriverLifecycle
 from sessionconsole.drivers.errors import DeviceUnreachable, WrongDevice
+from sessionconsole.drivers.tracking import CommandTracker, Confirm
 from sessionconsole.model.combination import Cx3Profile, Cx3Reading
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import StimulationSettings
@@ -40,20 +40,27 @@ REPLY_TIMEOUT_S = 1.0  # a command unanswered this long counts as timed out
 STOP_RETRY_S = 0.5  # an unanswered stop is published again (new id) this often
 SERVE_TICK_S = 0.05
 COMMAND_HISTORY = 128
-CommandState = Literal["requested", "acknowledged", "refused", "timed_out", "lost"]
 
 
-@dataclass(slots=True)
-class CommandRecord:
-    """One published command and how far it got: requested → acknowledged or refused."""
-
-    id: int
-    op: str
-    args: dict[str, cx3.ArgValue]
-    requested_mono_s: float
-    state: CommandState = "requested"
-    error: str | None = None
-    detail: str | None = None
+def _confirm(op: cx3.Op, args: dict[str, cx3.ArgValue]) -> Confirm | None:
+    """How telemetry shows that an acknowledged command took effect (None: the reply ends it)."""
+    output = args.get("output")
+    us_part = output in ("us", "both")
+    stim_part = output in ("stim", "both")
+    if op == "set_intensity":
+        value = float(args["intensity_w_cm2"])
+        return lambda r: abs(r.ultrasound.intensity_setpoint_w_cm2 - value) < 0.005
+    if op == "set_amplitude":
+        value = float(args["ma"])
+        return lambda r: abs(r.stimulation.amplitude_setpoint_ma - value) < 0.05
+    if op == "start":
+        return lambda r: (
+            (not us_part or r.ultrasound.state in ("RUNNING", "SUSPENDED", "DONE"))
+            and (not stim_part or r.stimulation.running)
+        )
+    if op == "stop":
+        return lambda r: not r.ultrasound.running and not r.stimulation.running
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +90,7 @@ class Cx3MqttDriver(DriverLifecycle):
         self.device_online = False
         self.boot_changes = 0
         self.events: deque[tuple[float, cx3.Event]] = deque(maxlen=256)
-        self.commands: OrderedDict[int, CommandRecord] = OrderedDict()
+        self.commands = CommandTracker(ack_timeout_s=REPLY_TIMEOUT_S)
         self.bad_payloads = 0
         self.foreign_replies = 0
         self.heartbeats_sent = 0
@@ -252,7 +259,7 @@ class Cx3MqttDriver(DriverLifecycle):
         self._stop_id = None
         self._queue.clear()
         self._heartbeat_pending = False
-        self._mark_in_flight("lost")
+        self.commands.lose_open()
 
     async def _session(self) -> None:
         link = self.profile.link
@@ -327,29 +334,24 @@ class Cx3MqttDriver(DriverLifecycle):
         self, client: aiomqtt.Client, op: cx3.Op, args: dict[str, cx3.ArgValue]
     ) -> int:
         command = cx3.Command(id=self._ids.next(), op=op, args=args)
-        self._remember(CommandRecord(command.id, op, args, self.clock()))
+        self.commands.request(op, dict(args), self.clock(), _confirm(op, args), command.id)
         await client.publish(self.topics.cmd, command.encode(), qos=1)
         return command.id
 
-    def _remember(self, record: CommandRecord) -> None:
-        self.commands[record.id] = record
-        while len(self.commands) > COMMAND_HISTORY:
-            self.commands.popitem(last=False)
-
     def _expire_commands(self, now: float) -> None:
-        for record in self.commands.values():
-            if record.state == "requested" and now - record.requested_mono_s > REPLY_TIMEOUT_S:
-                record.state = "timed_out"
-                if record.op != "stop":  # an unanswered stop is simply published again
-                    self._report(
-                        f"{self.device_id}: {record.op} (id {record.id}) got no reply from "
-                        f"{self.profile.serial} within {REPLY_TIMEOUT_S:.1f} s"
-                    )
-
-    def _mark_in_flight(self, state: CommandState) -> None:
-        for record in self.commands.values():
-            if record.state == "requested":
-                record.state = state
+        for record in self.commands.expire(now):
+            if record.op == "stop" and record.state == "timed_out":
+                continue  # an unanswered stop is simply published again
+            if record.state == "timed_out":
+                self._report(
+                    f"{self.device_id}: {record.op} (id {record.id}) got no reply from "
+                    f"{self.profile.serial} within {REPLY_TIMEOUT_S:.1f} s"
+                )
+            else:
+                self._report(
+                    f"{self.device_id}: {record.op} (id {record.id}) was acknowledged but no "
+                    f"telemetry showed it within {self.commands.confirm_timeout_s:.1f} s"
+                )
 
     # ---- inbound ----
 
@@ -362,6 +364,7 @@ class Cx3MqttDriver(DriverLifecycle):
         try:
             if topic == self.topics.telemetry:
                 self.latest = cx3.reading_from(cx3.parse_telemetry(payload), now)
+                self.commands.observe(self.latest, now)
             elif topic == self.topics.reply:
                 self._on_reply(cx3.parse_reply(payload), now)
             elif topic == self.topics.status:
@@ -385,14 +388,14 @@ class Cx3MqttDriver(DriverLifecycle):
                 )
             return
         if reply.ok:
-            record.state = "acknowledged"
+            self.commands.acknowledge(record, now)
             if record.id == self._stop_id:
                 self._stop_wanted = False
                 self._stop_id = None
                 self.stops_acknowledged += 1
                 self._stop_taken.set()
             return
-        record.state, record.error, record.detail = "refused", reply.error, reply.detail
+        self.commands.refuse(record, reply.error or "REFUSED", reply.detail)
         self._report(
             f"{self.device_id}: {record.op} refused by {self.profile.serial}: "
             f"{reply.error}: {reply.detail}"
@@ -406,7 +409,7 @@ class Cx3MqttDriver(DriverLifecycle):
                 # Its last will: the device stopped its outputs; commands in flight are lost.
                 self._queue.clear()
                 self._heartbeat_pending = False
-                self._mark_in_flight("lost")
+                self.commands.lose_open()
                 self._report(
                     f"{self.device_id}: {self.profile.serial} went offline (last will on "
                     f"{self.topics.status}); the device has stopped its outputs"

@@ -5,6 +5,11 @@ outstanding request; TEL and EVT frames update the latest readings and the event
 writer that sends one request at a time, repeating it after 50 ms of silence at most twice
 (ICD). A pending stop goes first, then queued writes, then a heartbeat if the core asked, then
 the STAT poll that reads targets back. Heartbeats are sent only when asked.
+
+Every command is tracked in `commands` (drivers/tracking.py): acknowledged by ACK, refused by
+NAK, confirmed when a reading shows it (the target read back, the channel running, stopped or
+clear of faults; a CFG has nothing to read back, so its ACK ends it). A target amplitude the
+device holds that the console did not write is reported once (`setpoint_mismatches`).
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import serial
 import serial_asyncio_fast
 
 from sessionconsole.drivers.base import DriverLifecycle
 from sessionconsole.drivers.errors import DeviceRejected, DeviceUnreachable, WrongDevice
+from sessionconsole.drivers.tracking import CommandRecord, CommandTracker, Confirm
 from sessionconsole.model.stimulation import Es2Profile, StimChannelReading, StimulationSettings
 from sessionconsole.protocols import es2
 
@@ -41,6 +47,24 @@ class _Request:
     label: str
     verb: str
     args: tuple[str | int | float, ...]
+    record: CommandRecord | None = field(default=None, compare=False)
+
+
+RUNNING_STATES = frozenset({"RAMP", "ON", "OFFPHASE"})
+
+
+def _confirm(request: _Request) -> Confirm | None:
+    """How a reading of the request's channel shows that it took effect (None: ACK is all)."""
+    if request.verb == "AMP":
+        target = float(request.args[1])
+        return lambda r: r.target_ma is not None and abs(r.target_ma - target) < 1e-6
+    if request.verb == "RUN":
+        return lambda r: r.state in RUNNING_STATES
+    if request.verb == "STOP":
+        return lambda r: r.state not in RUNNING_STATES
+    if request.verb == "RST":
+        return lambda r: r.faults == 0
+    return None
 
 
 class Es2SerialDriver(DriverLifecycle):
@@ -70,6 +94,10 @@ class Es2SerialDriver(DriverLifecycle):
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        self.commands = CommandTracker()
+        self.setpoint_mismatches = 0
+        self._written_ma: dict[int, float] = {}  # channel -> the target amplitude we wrote
+        self._mismatch_seen: dict[int, float] = {}
 
     # ---- requests from the core loop (never block) ----
 
@@ -82,6 +110,9 @@ class Es2SerialDriver(DriverLifecycle):
         self._stop_taken.clear()
         self._heartbeat_pending = False
         stopped = CHANNELS if channel == 0 else (channel,)
+        for r in self._queue:
+            if r.verb == "RUN" and int(r.args[0]) in stopped and r.record is not None:
+                self.commands.refuse(r.record, "SUPERSEDED", "a stop came first")
         self._queue = deque(
             r for r in self._queue if not (r.verb == "RUN" and int(r.args[0]) in stopped)
         )
@@ -111,8 +142,24 @@ class Es2SerialDriver(DriverLifecycle):
         self._put(_Request("reset_fault", "RST", (channel,)))
 
     def _put(self, request: _Request) -> None:
-        self._queue.append(request)
+        self._queue.append(self._tracked(request))
         self._wake.set()
+
+    def _tracked(self, request: _Request) -> _Request:
+        """The request with a new command record (channel 0: every channel's reading)."""
+        confirm = _confirm(request)
+        channel = int(request.args[0])
+        check: Confirm | None = None
+        if confirm is not None:
+            rule = confirm
+
+            def check(readings: dict[int, StimChannelReading]) -> bool:
+                chosen = CHANNELS if channel == 0 else (channel,)
+                return all(ch in readings and rule(readings[ch]) for ch in chosen)
+
+        args = {"channel": channel, "fields": [str(a) for a in request.args[1:]]}
+        record = self.commands.request(request.label, args, self.clock(), check)
+        return _Request(request.label, request.verb, request.args, record)
 
     # ---- lifecycle ----
 
@@ -128,7 +175,7 @@ class Es2SerialDriver(DriverLifecycle):
                 await self._connect()
                 await self._poll_status()
                 before = dict(self.latest)
-                await self._send(_Request("stop", "STOP", (0,)))
+                await self._send_stop(0)
                 self._stop_channels.clear()
                 self._stop_taken.set()
                 await self._poll_status()
@@ -149,7 +196,7 @@ class Es2SerialDriver(DriverLifecycle):
                     await self._connect()
                     # Writes asked for while the link was down were judged on stale
                     # telemetry (the unit may have rebooted): only a pending stop survives.
-                    self._queue.clear()
+                    self._drop_queue()
                     self._heartbeat_pending = False
                     backoff = BACKOFF_INITIAL_S
                 await self._serve()
@@ -158,7 +205,7 @@ class Es2SerialDriver(DriverLifecycle):
             except (DeviceUnreachable, WrongDevice) as exc:
                 self._report(str(exc))
                 await self._disconnect()
-                self._queue.clear()  # nothing but a stop survives a lost link
+                self._drop_queue()  # nothing but a stop survives a lost link
                 self._heartbeat_pending = False
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
@@ -168,7 +215,7 @@ class Es2SerialDriver(DriverLifecycle):
         while not self._closing:
             if self._stop_channels:
                 channel = min(self._stop_channels)  # 0 (every channel) first
-                await self._send(_Request("stop", "STOP", (channel,)))
+                await self._send_stop(channel)
                 self._stop_channels.discard(channel)  # only once the device acknowledged
                 if channel == 0:
                     self._stop_channels.clear()  # STOP,0 covered every channel
@@ -280,7 +327,8 @@ class Es2SerialDriver(DriverLifecycle):
                 # All configuration is lost (ICD): set watchdog and stream rate again, and
                 # drop requests judged on the old state; never replay a start.
                 self._reconfigure_due = True
-                self._queue.clear()
+                self._drop_queue()
+                self._written_ma.clear()  # back at boot values, which the console did not write
                 self._wake.set()
 
     async def _poll_status(self) -> None:
@@ -288,6 +336,36 @@ class Es2SerialDriver(DriverLifecycle):
             reply = await self._send(_Request("status", "STAT?", (channel,)))
             if isinstance(reply, es2.ChannelStatus):
                 self.latest[channel] = _reading(reply, self.clock(), reply.target_ma)
+                self._compare_target(channel, reply.target_ma)
+        now = self.clock()
+        self.commands.observe(self.latest, now)
+        for record in self.commands.expire(now):
+            if record.state == "unconfirmed":
+                self._report(
+                    f"{self.device_id}: {record.op} was acknowledged but no reading showed it "
+                    f"within {self.commands.confirm_timeout_s:.1f} s"
+                )
+
+    def _compare_target(self, channel: int, held_ma: float | None) -> None:
+        """Report, once per value, a target amplitude the console did not write."""
+        wrote = self._written_ma.get(channel)
+        if held_ma is None or wrote is None or abs(held_ma - wrote) < 1e-6:
+            self._mismatch_seen.pop(channel, None)
+            return
+        if self._mismatch_seen.get(channel) != held_ma:
+            self._mismatch_seen[channel] = held_ma
+            self.setpoint_mismatches += 1
+            self._report(
+                f"{self.device_id}: channel {channel} holds target {held_ma:g} mA, "
+                f"but the console wrote {wrote:g} mA"
+            )
+
+    def _drop_queue(self) -> None:
+        """Forget queued requests (link lost or unit rebooted); their records end `lost`."""
+        self._queue.clear()
+        for record in self.commands.values():
+            if record.open and record.op != "stop":
+                record.state = "lost"
 
     async def _send(self, request: _Request) -> es2.Message:
         """One request: send, wait 50 ms, repeat the same frame at most twice (ICD)."""
@@ -317,7 +395,24 @@ class Es2SerialDriver(DriverLifecycle):
     async def _send_expect_ack(self, request: _Request) -> None:
         reply = await self._send(request)
         if isinstance(reply, es2.Nak):
+            if request.record is not None:
+                self.commands.refuse(request.record, reply.code, f"NAK,{reply.code}")
             raise DeviceRejected(f"{self.device_id}: {request.label} refused: NAK,{reply.code}")
+        if request.record is not None:
+            self.commands.acknowledge(request.record, self.clock())
+        if request.verb == "AMP":
+            self._written_ma[int(request.args[0])] = float(request.args[1])
+
+    async def _send_stop(self, channel: int) -> None:
+        """STOP (the ICD: ACK in every state). Any reply counts as taken; a NAK is reported."""
+        request = self._tracked(_Request("stop", "STOP", (channel,)))
+        reply = await self._send(request)
+        assert request.record is not None
+        if isinstance(reply, es2.Nak):
+            self.commands.refuse(request.record, reply.code, f"NAK,{reply.code}")
+            self._report(f"{self.device_id}: STOP,{channel} answered NAK,{reply.code}")
+        else:
+            self.commands.acknowledge(request.record, self.clock())
 
     async def _send_checked(self, request: _Request) -> None:
         """A write whose NAK is reported but does not drop the link."""

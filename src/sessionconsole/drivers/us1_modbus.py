@@ -6,6 +6,11 @@ The newest reading sits in `latest` for the core loop to take. The driver sends 
 only when asked (`request_heartbeat`): it has no heartbeat timer of its own.
 The transport (TCP socket or RTU serial line) is chosen by the profile's link `kind`; every
 other behaviour is the same on both.
+
+Every command is tracked in `commands` (drivers/tracking.py): acknowledged by the Modbus write
+response, confirmed when a poll shows its effect (setpoints read back, state reached). The
+holding registers the console wrote are compared with every poll; a value the device holds
+that the console did not write is reported once (`setpoint_mismatches`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymodbus.exceptions import ModbusException, ModbusIOException
@@ -35,6 +40,7 @@ from sessionconsole.drivers.modbus_transport import (
     make_client,
     no_link_text,
 )
+from sessionconsole.drivers.tracking import CommandRecord, CommandTracker, Confirm
 from sessionconsole.model.profile import ModbusTcpLink, Us1Profile
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.telemetry import UltrasoundReading
@@ -65,6 +71,45 @@ class _Write:
     label: str
     address: int
     values: tuple[int, ...]
+    record: CommandRecord | None = field(default=None, compare=False)
+
+
+SETPOINT_NAMES = {
+    us1.HR_FREQUENCY: "frequency (kHz)",
+    us1.HR_INTENSITY: "intensity (0.01 W/cm²)",
+    us1.HR_DUTY: "duty (%)",
+    us1.HR_PRR: "pulse repetition rate (Hz)",
+    us1.HR_TIME: "treatment time (s)",
+    us1.HR_WATCHDOG: "watchdog (ms)",
+}
+
+
+def _holds(address: int, values: tuple[int, ...]) -> Confirm:
+    """Confirmation test: the poll reads the written setpoints back."""
+    fields = {
+        us1.HR_FREQUENCY: "frequency_khz",
+        us1.HR_DUTY: "duty_pct",
+        us1.HR_TIME: "time_s",
+        us1.HR_WATCHDOG: "watchdog_ms",
+    }
+
+    def confirm(reading: UltrasoundReading) -> bool:
+        for reg, value in zip(range(address, address + len(values)), values, strict=True):
+            if reg == us1.HR_INTENSITY:
+                if us1.encode_intensity(reading.intensity_setpoint_w_cm2) != value:
+                    return False
+            elif reg in fields and getattr(reading, fields[reg]) != value:
+                return False
+        return True
+
+    return confirm
+
+
+COMMAND_CONFIRM: dict[str, Confirm] = {
+    "start": lambda r: r.state in ("RUNNING", "SUSPENDED", "DONE"),
+    "stop": lambda r: not r.output_active,
+    "reset_fault": lambda r: r.fault is None,
+}
 
 
 class Us1ModbusDriver(DriverLifecycle):
@@ -87,6 +132,10 @@ class Us1ModbusDriver(DriverLifecycle):
         self._heartbeat_counter = 0
         self._watchdog_due = False  # the unit rebooted and forgot the profile's watchdog
         self._writes: deque[_Write] = deque()
+        self.commands = CommandTracker()
+        self.setpoint_mismatches = 0
+        self._written: dict[int, int] = {}  # holding register -> the value the console wrote
+        self._mismatch_seen: dict[int, int] = {}  # reported once per (register, value)
         self._client: ModbusClient | None = None
         self._poll_period_s = 1.0 / profile.link.telemetry_hz
         self._hard_timeout_s = 3 * profile.link.request_timeout_ms / 1000.0 + 0.5
@@ -101,6 +150,9 @@ class Us1ModbusDriver(DriverLifecycle):
         self._stop_pending = True
         self._stop_taken.clear()
         self._heartbeat_pending = False  # a heartbeat asked for before the trip must not follow
+        for dropped in (w for w in self._writes if w.label == "start" and w.record):
+            assert dropped.record is not None
+            self.commands.refuse(dropped.record, "SUPERSEDED", "a stop came first")
         self._writes = deque(w for w in self._writes if w.label != "start")
         self._wake.set()
 
@@ -126,8 +178,24 @@ class Us1ModbusDriver(DriverLifecycle):
         self._queue(_Write("reset_fault", us1.HR_COMMAND, (us1.CMD_RESET_FAULT,)))
 
     def _queue(self, write: _Write) -> None:
-        self._writes.append(write)
+        record = self.commands.request(
+            write.label,
+            {"address": write.address, "values": list(write.values)},
+            self.clock(),
+            COMMAND_CONFIRM.get(write.label) or _holds(write.address, write.values),
+        )
+        self._writes.append(_Write(write.label, write.address, write.values, record))
         self._wake.set()
+
+    def _stop_write(self) -> _Write:
+        """The STOP command write, tracked like any other command."""
+        record = self.commands.request(
+            "stop",
+            {"address": us1.HR_COMMAND, "values": [us1.CMD_STOP]},
+            self.clock(),
+            COMMAND_CONFIRM["stop"],
+        )
+        return _Write("stop", us1.HR_COMMAND, (us1.CMD_STOP,), record)
 
     # ---- lifecycle ----
 
@@ -152,7 +220,7 @@ class Us1ModbusDriver(DriverLifecycle):
                 await self._poll()
                 assert self.latest is not None
                 before = self.latest
-                await self._write_block(_Write("stop", us1.HR_COMMAND, (us1.CMD_STOP,)))
+                await self._write_block(self._stop_write())
                 self._stop_pending = False
                 self._stop_taken.set()
                 self.stops_sent += 1
@@ -194,7 +262,7 @@ class Us1ModbusDriver(DriverLifecycle):
                     await self._connect()
                     # Writes asked for while the link was down were judged on stale telemetry
                     # (the unit may have rebooted): only a pending stop survives.
-                    self._writes.clear()
+                    self._drop_writes()
                     self._heartbeat_pending = False
                     backoff = BACKOFF_INITIAL_S
                 await self._serve()
@@ -204,7 +272,7 @@ class Us1ModbusDriver(DriverLifecycle):
                 self._report(str(exc))
                 self._disconnect()
                 # Nothing but a stop survives a lost link: never replay a start.
-                self._writes.clear()
+                self._drop_writes()
                 self._heartbeat_pending = False
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
@@ -215,7 +283,7 @@ class Us1ModbusDriver(DriverLifecycle):
             if self._stop_pending:
                 # Cleared only once the device has taken it: a stop lost to a dead link is
                 # sent again as soon as the link is back.
-                await self._write_checked(_Write("stop", us1.HR_COMMAND, (us1.CMD_STOP,)))
+                await self._write_checked(self._stop_write())
                 self._stop_pending = False
                 self._stop_taken.set()
                 self.stops_sent += 1
@@ -302,15 +370,26 @@ class Us1ModbusDriver(DriverLifecycle):
         inputs = await self._read("input", us1.IR_COUNT)
         discrete = await self._read_discrete()
         previous = self.latest
+        now = self.clock()
         try:
-            self.latest = us1.decode_reading(holding, inputs, discrete, self.clock())
+            self.latest = us1.decode_reading(holding, inputs, discrete, now)
         except us1.Us1DecodeError as exc:
             raise DeviceUnreachable(f"{self.device_id}: {exc}") from exc
+        if previous is None or self.latest.boot_count == previous.boot_count:
+            self._compare_setpoints(holding)
+        self.commands.observe(self.latest, now)
+        for record in self.commands.expire(now):
+            if record.state == "unconfirmed":
+                self._report(
+                    f"{self.device_id}: {record.op} was acknowledged but no reading showed it "
+                    f"within {self.commands.confirm_timeout_s:.1f} s"
+                )
         if previous is not None and self.latest.boot_count != previous.boot_count:
             # A reboot without a lost link (RTU): the unit is back at its boot watchdog and
             # writes queued before it were judged on the old state; never replay a start.
             self._watchdog_due = True
-            self._writes.clear()
+            self._drop_writes()
+            self._written.clear()  # the unit is back at its boot values, which we did not write
 
     async def _read(self, table: str, count: int) -> list[int]:
         client = self._require_client()
@@ -348,13 +427,44 @@ class Us1ModbusDriver(DriverLifecycle):
                 f"{self.device_id}: {write.label} refused by the device: exception "
                 f"{code:02d} ({MODBUS_EXCEPTIONS.get(code, 'unknown')})"
             )
+        now = self.clock()
+        if write.record is not None:
+            self.commands.acknowledge(write.record, now)
+        for reg, value in zip(
+            range(write.address, write.address + len(write.values)), write.values, strict=True
+        ):
+            if reg in SETPOINT_NAMES:
+                self._written[reg] = value
 
     async def _write_checked(self, write: _Write) -> None:
         """A write whose refusal is reported but does not drop the link."""
         try:
             await self._write_block(write)
         except DeviceRejected as exc:
+            if write.record is not None:
+                self.commands.refuse(write.record, "REJECTED", str(exc))
             self._report(str(exc))
+
+    def _drop_writes(self) -> None:
+        """Forget queued writes (link lost or unit rebooted); their records end `lost`."""
+        self._writes.clear()
+        for record in self.commands.values():
+            if record.open and record.op != "stop":
+                record.state = "lost"
+
+    def _compare_setpoints(self, holding: list[int]) -> None:
+        """Report, once per value, a setpoint the device holds that the console did not write."""
+        for reg, wrote in self._written.items():
+            held = holding[reg]
+            if held == wrote:
+                self._mismatch_seen.pop(reg, None)
+            elif self._mismatch_seen.get(reg) != held:
+                self._mismatch_seen[reg] = held
+                self.setpoint_mismatches += 1
+                self._report(
+                    f"{self.device_id}: the device holds {SETPOINT_NAMES[reg]} {held}, "
+                    f"but the console wrote {wrote}"
+                )
 
     async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         # Our own deadline on top of pymodbus's: a library call that never returns must not
