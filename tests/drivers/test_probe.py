@@ -1,5 +1,6 @@
-"""`devices probe` against real simulators (US-1 over TCP and RTU, ES-2 over pty and TCP), and
-each failure cause we can produce here, with the exact line staff would read."""
+"""`devices probe` against real simulators (US-1 over TCP and RTU, ES-2 over pty and TCP, CX-3
+through a real mosquitto), and each failure cause we can produce here, with the exact line
+staff would read."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import errno
 import grp
 import os
 import socket
+import time
 import tty
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +18,13 @@ from pathlib import Path
 import pytest
 
 from sessionconsole.drivers import probe
+from sessionconsole.drivers.cx3_mqtt import Cx3MqttDriver
 from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
-from sessionconsole.model.validation import PROFILE_KINDS
 from sessionconsole.testing import SimProcess
+from sessionconsole.testing.cx3 import cx3_sim_for
+from sessionconsole.testing.mqtt import Mosquitto
+from tests.drivers.test_cx3_driver import US as CX3_US
+from tests.drivers.test_cx3_driver import profile as cx3_driver_profile
 from tests.drivers.test_us1_driver import SETTINGS
 from tests.drivers.test_us1_driver import profile as tcp_profile
 from tests.support import wait_for
@@ -241,8 +247,119 @@ def test_invalid_profile_prints_the_validation_lines_and_exits_2(
     assert f"{path}: link.parity = 'O': Input should be 'E' or 'N'" in out
 
 
-def test_cx3_is_named_as_not_yet_available(capsys: pytest.CaptureFixture[str]) -> None:
-    # A CX-3 probe needs a read-only connect path in the CX-3 driver (issue 4, left open).
-    assert "cx3" in PROFILE_KINDS and CX3_EXAMPLE.is_file()
-    assert run_probe(CX3_EXAMPLE) == probe.EXIT_FAILED
-    assert capsys.readouterr().err.strip() == "error: probe for cx3 not available yet"
+# ---- CX-3 through a real mosquitto ----
+
+
+def cx3_file(tmp_path: Path, broker_port: int, serial: str) -> Path:
+    """The shipped CX-3 example profile, pointed at the test broker and unit."""
+    text = CX3_EXAMPLE.read_text()
+    text = text.replace("port = 1883", f"port = {broker_port}")
+    text = text.replace('serial = "CX3-0001"', f'serial = "{serial}"')
+    path = tmp_path / "cx3.toml"
+    path.write_text(text)
+    return path
+
+
+def cx3_serial(sim: SimProcess) -> str:
+    return str(sim.endpoints["mqtt"]["root"]).split("/", 1)[1]
+
+
+def test_cx3_probe_reads_status_and_telemetry_and_sends_nothing(
+    tmp_path: Path,
+    mosquitto_broker: Mosquitto,
+    cx3_sim: SimProcess,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    serial = cx3_serial(cx3_sim)
+    path = cx3_file(tmp_path, mosquitto_broker.port, serial)
+    assert run_probe(path) == probe.EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (
+        f"CX-3 {serial} under cx3/{serial}/ on broker 127.0.0.1:{mosquitto_broker.port}: "
+        "model CX-3, firmware " + out[0].split("firmware ", 1)[1]
+    )
+    assert out[0].endswith(", boot 1")
+    assert out[1] == "head: ERA 5.0 cm², BNR 4.2 (as the profile says)"
+    assert out[2].startswith("ultrasound: state IDLE, set 0.00 W/cm²")
+    assert out[3].startswith("stimulation: state IDLE, electrode not configured")
+    assert out[4] == "faults: none"
+    counters = cx3_sim.request({"op": "state"})["counters"]
+    assert (counters["commands"], counters["heartbeats"]) == (0, 0)  # a probe only listens
+
+
+def test_cx3_probe_failures_name_the_cause(
+    tmp_path: Path,
+    mosquitto_broker: Mosquitto,
+    cx3_sim: SimProcess,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    wrong = cx3_file(tmp_path, mosquitto_broker.port, "CX3-NOPE")
+    assert run_probe(wrong) == probe.EXIT_FAILED
+    assert capsys.readouterr().err.strip() == (
+        f"error: no retained status under cx3/CX3-NOPE/ on broker "
+        f"127.0.0.1:{mosquitto_broker.port} within 3.0 s; check the serial and topic root "
+        "in the profile"
+    )
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        closed_port = free.getsockname()[1]
+    down = cx3_file(tmp_path, closed_port, cx3_serial(cx3_sim))
+    assert run_probe(down) == probe.EXIT_FAILED
+    assert capsys.readouterr().err.strip() == (
+        f"error: connection refused by 127.0.0.1:{closed_port}: nothing listens there "
+        "(wrong port, or unit off)"
+    )
+
+
+def test_cx3_probe_of_a_unit_that_lost_power_reads_its_last_will(
+    tmp_path: Path, mosquitto_broker: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim = cx3_sim_for(mosquitto_broker).start()
+    serial = cx3_serial(sim)
+    sim.kill()  # SIGKILL: the broker publishes the unit's last will
+    path = cx3_file(tmp_path, mosquitto_broker.port, serial)
+    deadline = time.monotonic() + 5.0
+    while True:
+        code = run_probe(path)
+        err = capsys.readouterr().err.strip()
+        if "offline" in err or time.monotonic() > deadline:
+            break
+    assert code == probe.EXIT_FAILED
+    assert err == (
+        f"error: {serial} is offline: cx3/{serial}/status holds its last will "
+        "(unit off, or it lost the broker)"
+    )
+
+
+def test_cx3_probe_warns_of_a_running_output(
+    tmp_path: Path,
+    mosquitto_broker: Mosquitto,
+    cx3_sim: SimProcess,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async def start_output() -> Cx3MqttDriver:
+        driver = Cx3MqttDriver("cx3", cx3_driver_profile(mosquitto_broker, cx3_sim, 5000))
+        await driver.connect_and_stop()
+        driver.request_configure_us(CX3_US)
+        driver.request_start("us")
+        await wait_for(lambda: driver.latest and driver.latest.ultrasound.state == "RUNNING")
+        return driver
+
+    async def scenario() -> int:
+        driver = await start_output()
+        try:
+            return await asyncio.to_thread(
+                run_probe, cx3_file(tmp_path, mosquitto_broker.port, cx3_serial(cx3_sim))
+            )
+        finally:
+            driver.request_stop()
+            await asyncio.wait_for(driver.wait_stop_taken(), 2.0)
+            await driver.close()
+
+    assert asyncio.run(scenario()) == probe.EXIT_OK
+    captured = capsys.readouterr()
+    warning = (
+        "WARNING: OUTPUT RUNNING (ultrasound RUNNING). The probe did not stop it: stop it at "
+        "the unit or from the console that runs it."
+    )
+    assert warning in captured.out and warning in captured.err

@@ -200,6 +200,59 @@ class Cx3MqttDriver(DriverLifecycle):
         self._check_identity(before)
         return before, after
 
+    async def identify(self, timeout_s: float = 3.0) -> Cx3Reading:
+        """For `devices probe`: read the retained status and one telemetry message; publish nothing.
+
+        No command, no heartbeat, no watchdog: the unit may be in use by a console elsewhere.
+        Raises a DriverError naming what was missing (no status retained: wrong serial or root;
+        status offline: the unit's last will; no telemetry) or what the broker said.
+        """
+        link = self.profile.link
+        client = aiomqtt.Client(
+            link.host,
+            link.port,
+            username=link.username,
+            password=link.password,
+            identifier=f"probe-{self.device_id}-{os.getpid()}-{self._ids.next()}",
+            clean_session=True,
+            keepalive=link.keepalive_s,
+            timeout=CONNECT_TIMEOUT_S,
+        )
+        try:
+            async with client:
+                await client.subscribe(self.topics.status, qos=1)
+                await client.subscribe(self.topics.telemetry, qos=0)
+                async with asyncio.timeout(timeout_s):
+                    async for message in client.messages:
+                        self._dispatch(str(message.topic), _payload_bytes(message.payload))
+                        if self.status is not None and not self.status.online:
+                            break
+                        if self.status is not None and self.latest is not None:
+                            break
+        except TimeoutError as exc:
+            missing = "no retained status" if self.status is None else "no telemetry"
+            hint = (
+                "check the serial and topic root in the profile"
+                if self.status is None
+                else "the unit is online but silent"
+            )
+            raise DeviceUnreachable(
+                f"{self.device_id}: {missing} under {self.topics.base}/ on broker "
+                f"{link.host}:{link.port} within {timeout_s:.1f} s; {hint}"
+            ) from exc
+        except aiomqtt.MqttError as exc:
+            raise DeviceUnreachable(
+                f"{self.device_id}: broker {link.host}:{link.port} refused the connection: {exc}"
+            ) from exc
+        if self.status is not None and not self.status.online:
+            raise DeviceUnreachable(
+                f"{self.device_id}: {self.profile.serial} is offline: {self.topics.status} holds "
+                "its last will (unit off, or it lost the broker)"
+            )
+        assert self.latest is not None
+        self._check_identity(self.latest)
+        return self.latest
+
     def _unreached(self, what: str) -> str:
         link = self.profile.link
         return (

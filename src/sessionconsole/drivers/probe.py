@@ -25,10 +25,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from sessionconsole.drivers.cx3_mqtt import Cx3MqttDriver
 from sessionconsole.drivers.errors import DriverError
 from sessionconsole.drivers.es2_serial import Es2SerialDriver, _Request
 from sessionconsole.drivers.modbus_transport import NoReply
 from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
+from sessionconsole.model.combination import Cx3Profile, Cx3Reading
 from sessionconsole.model.profile import ModbusTcpLink, Us1Profile
 from sessionconsole.model.room import read_toml
 from sessionconsole.model.stimulation import Es2Profile, StimChannelReading
@@ -322,4 +324,50 @@ def es2_channel_line(r: StimChannelReading) -> str:
     )
 
 
-PROBERS: dict[str, Prober] = {"us1": probe_us1, "es2": probe_es2}
+# ---- CX-3 ----
+
+
+async def probe_cx3(profile: Cx3Profile) -> ProbeResult:
+    """Reach the broker, read the unit's retained status and one telemetry message."""
+    link = profile.link
+    await check_tcp(link.host, link.port)
+    driver = Cx3MqttDriver(PROBE_ID, profile)
+    try:
+        reading = await driver.identify()
+    except DriverError as exc:
+        raise ProbeFailed(driver_text(exc)) from exc
+    finally:
+        await driver.close()
+    status = driver.status
+    assert status is not None
+    lines = [
+        f"CX-3 {profile.serial} under {driver.topics.base}/ on broker {link.host}:{link.port}: "
+        f"model {status.model}, firmware {status.fw}, boot {status.boot}",
+        *cx3_reading_lines(reading),
+    ]
+    running = [
+        f"{name} {part.state}"
+        for name, part in (("ultrasound", reading.ultrasound), ("stimulation", reading.stimulation))
+        if part.running
+    ]
+    return ProbeResult(lines, ", ".join(running) or None)
+
+
+def cx3_reading_lines(r: Cx3Reading) -> list[str]:
+    """One CX-3 telemetry message in words with units."""
+    us, stim = r.ultrasound, r.stimulation
+    electrode = stim.electrode or "not configured"
+    return [
+        f"head: ERA {us.era_cm2:.1f} cm², BNR {us.bnr:.1f} (as the profile says)",
+        f"ultrasound: state {us.state}, set {us.intensity_setpoint_w_cm2:.2f} W/cm², measured "
+        f"{us.intensity_measured_w_cm2:.2f} W/cm² ({us.power_measured_w:.2f} W), head "
+        f"{us.head_temperature_c:.1f} °C, coupling {us.coupling_pct} %, remaining "
+        f"{us.remaining_s} s, energy {us.energy_j} J",
+        f"stimulation: state {stim.state}, electrode {electrode}, set "
+        f"{stim.amplitude_setpoint_ma:.1f} mA, measured {stim.amplitude_measured_ma:.1f} mA, "
+        f"impedance {stim.impedance_ohm:.0f} ohm",
+        f"faults: {', '.join(r.faults) or 'none'}",
+    ]
+
+
+PROBERS: dict[str, Prober] = {"us1": probe_us1, "es2": probe_es2, "cx3": probe_cx3}
