@@ -25,6 +25,8 @@ from .commands import handle_command
 from .link import CX3LinkControl
 from .model import CX3Unit
 
+# paho leaves Nagle on: each small reply would wait ~40 ms for a delayed ACK.
+NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 KEEPALIVE_S = 2
 OFFLINE = json.dumps({"online": False}).encode()
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.05, 2.0
@@ -172,6 +174,7 @@ class MqttUnitLink:
             keepalive=KEEPALIVE_S,
             will=aiomqtt.Will(self.topic("status"), OFFLINE, qos=1, retain=True),
             timeout=2.0,
+            socket_options=NO_DELAY,
         )
         served = False
         try:

@@ -24,6 +24,7 @@ import aiomqtt
 
 from sessionconsole.drivers.base import DriverLifecycle
 from sessionconsole.drivers.errors import DeviceUnreachable, WrongDevice
+from sessionconsole.drivers.mqtt_options import NO_DELAY
 from sessionconsole.drivers.tracking import CommandTracker, Confirm
 from sessionconsole.model.combination import Cx3Profile, Cx3Reading
 from sessionconsole.model.settings import UltrasoundSettings
@@ -217,6 +218,7 @@ class Cx3MqttDriver(DriverLifecycle):
             clean_session=True,
             keepalive=link.keepalive_s,
             timeout=CONNECT_TIMEOUT_S,
+            socket_options=NO_DELAY,
         )
         try:
             async with client:
@@ -325,6 +327,7 @@ class Cx3MqttDriver(DriverLifecycle):
             clean_session=True,
             keepalive=link.keepalive_s,
             timeout=CONNECT_TIMEOUT_S,
+            socket_options=NO_DELAY,
         )
         async with client:
             for topic, qos in (
