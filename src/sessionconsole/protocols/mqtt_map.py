@@ -105,7 +105,10 @@ def _need(data: Any, path: str, topic: str) -> Any:
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise MqttMapError(f"{where}: expected a number, got {value!r:.40}")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError as exc:  # an integer beyond any float
+        raise MqttMapError(f"{where}: {value!r:.40} is out of range") from exc
     if not math.isfinite(result):
         raise MqttMapError(f"{where}: {value!r} is not finite")
     return result
