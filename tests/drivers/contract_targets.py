@@ -36,17 +36,19 @@ import pytest
 
 from sessionconsole.drivers.cx3_mqtt import Cx3MqttDriver
 from sessionconsole.drivers.es2_serial import Es2SerialDriver
+from sessionconsole.drivers.generic_mqtt import GenericMqttDriver
 from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
 from sessionconsole.testing import SimProcess
 from sessionconsole.testing.cx3 import cx3_sim_for
 from sessionconsole.testing.es2 import ES2_ARGS
 from sessionconsole.testing.mqtt import Mosquitto
 from tests.drivers import test_cx3_driver, test_es2_driver, test_us1_driver, test_us1_driver_rtu
+from tests.drivers.test_generic_mqtt_driver import profile as generic_profile
 
 Driver = Us1ModbusDriver | Es2SerialDriver | Cx3MqttDriver
 OnError = Callable[[str, str], None]
 
-TARGET_IDS = ("us1-tcp", "us1-rtu", "es2-pty", "es2-socket", "cx3-mqtt")
+TARGET_IDS = ("us1-tcp", "us1-rtu", "es2-pty", "es2-socket", "cx3-mqtt", "generic-cx3-mqtt")
 US1_REQUEST_TIMEOUT_MS = 400  # above the contract's 150 ms delay; the US-1 ICD fixes none
 
 
@@ -268,13 +270,24 @@ class Cx3Target(Target):
         return bool(self.errors) or driver.bad_payloads > 0
 
 
+@dataclass
+class GenericCx3Target(Cx3Target):
+    """The CX-3 through the generic MQTT driver, described by `cx3-generic.toml`."""
+
+    def make_driver(self, watchdog_ms: int = 1000) -> Any:
+        assert self.broker is not None
+        profile = generic_profile(self.broker, self.sim, watchdog_ms=watchdog_ms)
+        return GenericMqttDriver("cx3-generic", profile, on_error=self.on_error)
+
+
 def started_target(name: str, request: pytest.FixtureRequest) -> Iterator[Target]:
     """Start the simulator of target `name`, yield its adapter, stop the simulator."""
     target: Target
-    if name == "cx3-mqtt":
+    if name in ("cx3-mqtt", "generic-cx3-mqtt"):
         broker: Mosquitto = request.getfixturevalue("mosquitto_broker")
         sim = cx3_sim_for(broker).start()
-        target = Cx3Target(name, sim, broker=broker)
+        adapter = GenericCx3Target if name == "generic-cx3-mqtt" else Cx3Target
+        target = adapter(name, sim, broker=broker)
     elif name.startswith("es2-"):
         sim = SimProcess("es2", ES2_ARGS).start()
         endpoint = "serial_pty" if name == "es2-pty" else "serial_url"

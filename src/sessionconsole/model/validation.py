@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from sessionconsole.model.combination import Cx3Profile
+from sessionconsole.model.mqtt_map import GenericMqttProfile, MappingProblem
 from sessionconsole.model.profile import Us1Profile
 from sessionconsole.model.stimulation import Es2Profile
 
@@ -15,6 +16,7 @@ PROFILE_KINDS: dict[str, type[BaseModel]] = {
     "us1": Us1Profile,
     "es2": Es2Profile,
     "cx3": Cx3Profile,
+    "mqtt_generic": GenericMqttProfile,
 }
 
 
@@ -42,6 +44,12 @@ def validate_profile_file(path: Path) -> list[str]:
 def _line(path: Path, err: object) -> str:
     assert isinstance(err, dict)
     where = ".".join(str(p) for p in err.get("loc", ())) or "(file)"
+    problem = (err.get("ctx") or {}).get("error")
+    if isinstance(problem, MappingProblem):  # a mapping check naming its own field
+        field = problem.field if where == "(file)" else f"{where}.{problem.field}"
+        return f"{path}: {field}: {problem.reason}"
+    if err.get("type") == "missing":
+        return f"{path}: {where}: required field is missing"
     if err.get("type") == "extra_forbidden":
         return f"{path}: {where} = {err.get('input')!r}: unknown field (not part of a profile)"
     return f"{path}: {where} = {err.get('input')!r}: {err.get('msg')}"
