@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from sessionconsole.model.combination import Cx3Profile
+from sessionconsole.model.modbus_map import MAP_ERROR, ModbusGenericProfile
 from sessionconsole.model.profile import Us1Profile
 from sessionconsole.model.stimulation import Es2Profile
 
@@ -15,6 +16,7 @@ PROFILE_KINDS: dict[str, type[BaseModel]] = {
     "us1": Us1Profile,
     "es2": Es2Profile,
     "cx3": Cx3Profile,
+    "modbus_generic": ModbusGenericProfile,
 }
 
 
@@ -35,8 +37,20 @@ def validate_profile_file(path: Path) -> list[str]:
     try:
         model.model_validate(data)
     except ValidationError as exc:
-        return [_line(path, err) for err in exc.errors()]
+        return [line for err in exc.errors() for line in _lines(path, err)]
     return []
+
+
+def _lines(path: Path, err: object) -> list[str]:
+    """One line per problem; a register map error carries several, each with its own place."""
+    assert isinstance(err, dict)
+    if err.get("type") != MAP_ERROR:
+        return [_line(path, err)]
+    base = [str(p) for p in err.get("loc", ())]
+    return [
+        f"{path}: {'.'.join([*base, where])} = {value!r}: {reason}"
+        for where, value, reason in err["ctx"]["problems"]
+    ]
 
 
 def _line(path: Path, err: object) -> str:
