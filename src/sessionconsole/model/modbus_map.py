@@ -376,7 +376,7 @@ def _overlaps(registers: list[ModbusRegister], where: dict[int, str]) -> list[Pr
 def _role_problems(profile: ModbusGenericProfile, where: dict[int, str]) -> list[Problem]:
     """Each single role once, each field fed once, every reading field fed."""
     problems = []
-    roles = Counter(reg.role for reg in profile.registers)
+    roles = Counter[str](reg.role for reg in profile.registers)
     for role in SINGLE_ROLES:
         if roles[role] != 1:
             found = "missing" if roles[role] == 0 else f"{roles[role]} registers have it"
@@ -409,6 +409,8 @@ def _code_problems(profile: ModbusGenericProfile, where: dict[int, str]) -> list
         if reg.values is None:
             continue
         at = f"{where[id(reg)]}.values"
+        known: tuple[str, ...]
+        needed: tuple[str, ...]
         if reg.role == "state":
             known, needed = CONSOLE_STATES, ("IDLE", "RUNNING")
         elif reg.role == "command":
