@@ -106,9 +106,23 @@ def words_to_raw(register_type: str, word_order: str, words: Sequence[int]) -> f
     high, low = (words[0], words[1]) if word_order == "big" else (words[1], words[0])
     value = (high << 16) | low
     if register_type == "f32":
-        number: float = struct.unpack(">f", value.to_bytes(4, "big"))[0]
-        return number
+        return _shortest_f32(value.to_bytes(4, "big"))
     return value - 0x1_0000_0000 if register_type == "i32" and value & 0x8000_0000 else value
+
+
+def _shortest_f32(packed: bytes) -> float:
+    """The shortest decimal that is the same single: 0.8, not 0.800000011920929.
+
+    So a setpoint written as 0.8 reads back as 0.8 and never trips a limit by a rounding hair.
+    """
+    number: float = struct.unpack(">f", packed)[0]
+    if not math.isfinite(number):
+        return number
+    for digits in range(6, 10):
+        candidate = float(f"{number:.{digits}g}")
+        if struct.pack(">f", candidate) == packed:
+            return candidate
+    return number
 
 
 # ---- physical values ----
