@@ -9,7 +9,8 @@ Register layout: the context reads and writes through a `layout.Layout` (the ICD
 Unit id: the US-1 answers unit id 1 only (vendor-b: 7). The server runs with
 `ignore_missing_devices=True` and the context raises `NoSuchIdException` for any other id, so a
 request to a wrong id gets no reply at all (the safest reading of the ICD: a wrong id looks
-like a silent device, never like a device that answered). Broadcast (id 0) is disabled and likewise unanswered.
+like a silent device, never like a device that answered). Broadcast (id 0) is disabled and
+likewise unanswered.
 
 Datastore: `US1Context` subclasses `ModbusServerContext` but deliberately skips its
 `__init__`, which only builds the deprecated datastore and logs deprecation warnings. The base
