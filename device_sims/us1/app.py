@@ -32,6 +32,7 @@ class US1Options:
     faults: Path | None = None
     seed: int = 0
     count: int = 1
+    layout: str = "icd"
 
     def unit_specs(self) -> list[UnitSpec]:
         """One spec per unit; a fixed TCP port P gives unit i port P + i (0 stays 'free')."""
@@ -44,6 +45,7 @@ class US1Options:
                 tcp=None if tcp is None else (tcp[0], tcp[1] + i if tcp[1] else 0),
                 rtu_pty=self.rtu_pty,
                 seed=self.seed + i,
+                layout=self.layout,
             )
             for i in range(self.count)
         ]

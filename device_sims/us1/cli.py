@@ -7,6 +7,7 @@ import asyncio
 
 from device_sims.cli_common import add_common_arguments, parse_hostport
 from device_sims.us1.app import US1Options, run_us1
+from device_sims.us1.layout import LAYOUTS
 
 HELP = "US-1 ultrasound unit (Modbus TCP and/or RTU on a pty)"
 MAX_COUNT = 1000
@@ -39,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="N independent units, each with its own endpoints (port P: unit i on P + i)",
     )
+    parser.add_argument(
+        "--layout",
+        choices=sorted(LAYOUTS),
+        default="icd",
+        help="register map: icd (the US-1 ICD) or vendor-b (same unit, another vendor's map, "
+        "unit id 7; docs/SIMULATORS.md)",
+    )
     add_common_arguments(parser)
 
 
@@ -51,5 +59,6 @@ def run(args: argparse.Namespace) -> int:
         faults=args.faults,
         seed=args.seed,
         count=args.count,
+        layout=args.layout,
     )
     return asyncio.run(run_us1(options))

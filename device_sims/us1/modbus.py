@@ -3,10 +3,14 @@
 The context, decoder and link-aware handler below are transport-neutral: `rtu.US1RtuServer`
 reuses them unchanged, so both endpoints have exactly the same register semantics.
 
-Unit id: the US-1 answers unit id 1 only. The server runs with `ignore_missing_devices=True`
-and the context raises `NoSuchIdException` for any other id, so a request to a wrong id gets
-no reply at all (the safest reading of the ICD: a wrong id looks like a silent device, never
-like a device that answered). Broadcast (id 0) is disabled and likewise unanswered.
+Register layout: the context reads and writes through a `layout.Layout` (the ICD's map, or
+`--layout vendor-b`), so one model can be served under another vendor's map and unit id.
+
+Unit id: the US-1 answers unit id 1 only (vendor-b: 7). The server runs with
+`ignore_missing_devices=True` and the context raises `NoSuchIdException` for any other id, so a
+request to a wrong id gets no reply at all (the safest reading of the ICD: a wrong id looks
+like a silent device, never like a device that answered). Broadcast (id 0) is disabled and
+likewise unanswered.
 
 Datastore: `US1Context` subclasses `ModbusServerContext` but deliberately skips its
 `__init__`, which only builds the deprecated datastore and logs deprecation warnings. The base
@@ -40,9 +44,9 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 
 from ..link import LinkControl
+from .layout import ICD, Layout
 from .model import US1Model
 
-DEVICE_ID = 1
 SUPPORTED_FUNCTION_CODES = frozenset({2, 3, 4, 6, 16})
 READ_TABLE_OF = {2: 2, 3: 3, 4: 4, 6: 3, 16: 3}  # FC 6/16 read back the holding table
 
@@ -50,18 +54,19 @@ Clock = Callable[[], float]
 
 
 class US1Context(ModbusServerContext):
-    """Routes pymodbus datastore calls for unit id 1 to the model; other ids stay silent."""
+    """Routes pymodbus datastore calls for the layout's unit id to the model; others stay silent."""
 
-    def __init__(self, model: US1Model, clock: Clock) -> None:
+    def __init__(self, model: US1Model, clock: Clock, layout: Layout = ICD) -> None:
         """Bind to `model`; no super().__init__ (it only builds deprecated stores and warns)."""
         self.old_simulator = True
         self.simdevices: list[Any] = []
         self.model = model
         self.clock = clock
+        self.layout = layout
 
     def check_device(self, device_id: int) -> None:
-        """Raise NoSuchIdException for any id but 1, so the server sends nothing."""
-        if device_id != DEVICE_ID:
+        """Raise NoSuchIdException for any other id, so the server sends nothing."""
+        if device_id != self.layout.device_id:
             raise NoSuchIdException(f"device_id {device_id} is not this US-1")
 
     async def async_getValues(
@@ -72,7 +77,7 @@ class US1Context(ModbusServerContext):
         table = READ_TABLE_OF.get(func_code)
         if table is None:
             return ExcCodes.ILLEGAL_FUNCTION
-        result = self.model.read(table, address, count, self.clock())
+        result = self.layout.read(self.model, table, address, count, self.clock())
         if not isinstance(result, list):
             return ExcCodes(int(result))
         if table == 2:
@@ -86,16 +91,16 @@ class US1Context(ModbusServerContext):
         self.check_device(device_id)
         if func_code not in (6, 16):
             return ExcCodes.ILLEGAL_FUNCTION
-        refused = self.model.write_holding(address, [int(v) for v in values], self.clock())
+        refused = self.layout.write(self.model, address, [int(v) for v in values], self.clock())
         return None if refused is None else ExcCodes(int(refused))
 
     def device_ids(self) -> list[int]:
         """The only unit id served."""
-        return [DEVICE_ID]
+        return [self.layout.device_id]
 
 
 class RefusedRequest(ModbusPDU):
-    """A request the US-1 does not implement: answered with an exception (id 1 only)."""
+    """A request the US-1 does not implement: answered with an exception (its own id only)."""
 
     def __init__(self, function_code: int, exception_code: ExcCodes) -> None:
         """Remember which function code to refuse and with which exception."""
@@ -105,7 +110,7 @@ class RefusedRequest(ModbusPDU):
 
     async def datastore_update(self, context: ModbusServerContext, device_id: int) -> ModbusPDU:
         """Answer with the exception, or raise so an unknown id gets no reply."""
-        if not isinstance(context, US1Context) or device_id != DEVICE_ID:
+        if not isinstance(context, US1Context) or device_id not in context.device_ids():
             raise NoSuchIdException(f"device_id {device_id} is not this US-1")
         return ExceptionResponse(self.function_code, self.refusal)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..link import LinkControl
 from ..readyline import hostport
+from .layout import LAYOUTS
 from .modbus import US1Context, US1ModbusServer
 from .model import US1Model
 from .registers import SERIAL_NUMBER
@@ -23,12 +24,13 @@ Clock = Callable[[], float]
 
 @dataclass(frozen=True)
 class UnitSpec:
-    """What unit `index` serves: TCP address (or None), RTU pty or not, physics seed."""
+    """What unit `index` serves: TCP address (or None), RTU pty or not, physics seed, layout."""
 
     index: int
     tcp: tuple[str, int] | None
     rtu_pty: bool
     seed: int
+    layout: str = "icd"
 
     @property
     def serial(self) -> int:
@@ -72,7 +74,7 @@ async def start_unit(spec: UnitSpec, clock: Clock) -> US1Unit:
     """Build unit `spec.index` and start its endpoints."""
     model = US1Model(seed=spec.seed, now=clock(), serial=spec.serial)
     link = LinkControl()
-    context = US1Context(model, clock)
+    context = US1Context(model, clock, LAYOUTS[spec.layout])
     unit = US1Unit(spec, model, link, US1TestPort(model, link, clock, unit=spec.index))
     unit.testport.on_reboot = unit.on_reboot
     try:

@@ -21,6 +21,9 @@ Per-target notes, where the ICDs make the targets differ:
 - Watchdogs. The longest each ICD allows is used where only a stop may explain the output
   going off: US-1 and CX-3 5000 ms, ES-2 2000 ms. The cases also assert that the device's
   watchdog did not trip.
+- Generic Modbus targets run the generic driver from a register-map profile: the US-1 map
+  (`us1-generic.toml`) against the standard simulator over TCP and RTU, and the vendor-b map
+  against `--layout vendor-b` (unit id 7, holding registers only). Same unit, same test port.
 - Reboots. Every ICD says the unit forgets its settings at boot, so the reboot case also checks
   that the driver writes the profile's watchdog again (a TCP reconnect does it anyway; the
   US-1 over RTU and the ES-2 keep their link through a reboot and must do it on purpose).
@@ -36,19 +39,41 @@ import pytest
 
 from sessionconsole.drivers.cx3_mqtt import Cx3MqttDriver
 from sessionconsole.drivers.es2_serial import Es2SerialDriver
+from sessionconsole.drivers.generic_modbus import GenericModbusDriver
 from sessionconsole.drivers.generic_mqtt import GenericMqttDriver
 from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
 from sessionconsole.testing import SimProcess
 from sessionconsole.testing.cx3 import cx3_sim_for
 from sessionconsole.testing.es2 import ES2_ARGS
 from sessionconsole.testing.mqtt import Mosquitto
-from tests.drivers import test_cx3_driver, test_es2_driver, test_us1_driver, test_us1_driver_rtu
+from tests.drivers import (
+    generic_profiles,
+    test_cx3_driver,
+    test_es2_driver,
+    test_us1_driver,
+    test_us1_driver_rtu,
+)
 from tests.drivers.test_generic_mqtt_driver import profile as generic_profile
 
-Driver = Us1ModbusDriver | Es2SerialDriver | Cx3MqttDriver
+Driver = Us1ModbusDriver | GenericModbusDriver | Es2SerialDriver | Cx3MqttDriver
 OnError = Callable[[str, str], None]
 
-TARGET_IDS = ("us1-tcp", "us1-rtu", "es2-pty", "es2-socket", "cx3-mqtt", "generic-cx3-mqtt")
+TARGET_IDS = (
+    "us1-tcp",
+    "us1-rtu",
+    "generic-us1-tcp",
+    "generic-us1-rtu",
+    "generic-vendorb-tcp",
+    "es2-pty",
+    "es2-socket",
+    "cx3-mqtt",
+    "generic-cx3-mqtt",
+)
+GENERIC_TARGETS = {  # target -> (profile file, simulator arguments, endpoint)
+    "generic-us1-tcp": ("us1-generic.toml", [], "modbus_tcp"),
+    "generic-us1-rtu": ("us1-generic.toml", ["--rtu-pty"], "rtu_pty"),
+    "generic-vendorb-tcp": ("vendor-b-ultrasound.toml", ["--layout", "vendor-b"], "modbus_tcp"),
+}
 US1_REQUEST_TIMEOUT_MS = 400  # above the contract's 150 ms delay; the US-1 ICD fixes none
 
 
@@ -177,6 +202,23 @@ class Us1Target(Target):
 
 
 @dataclass
+class GenericModbusTarget(Us1Target):
+    """The generic Modbus driver from a bundled register-map profile, on the US-1 simulator."""
+
+    profile_file: str = "us1-generic.toml"
+    endpoint: str = "modbus_tcp"
+
+    def make_driver(self, watchdog_ms: int = 1000) -> GenericModbusDriver:  # type: ignore[override]
+        profile = generic_profiles.bundled(
+            self.profile_file,
+            self.sim.endpoints[self.endpoint],
+            watchdog_ms=watchdog_ms,
+            request_timeout_ms=US1_REQUEST_TIMEOUT_MS,
+        )
+        return GenericModbusDriver("generic", profile, on_error=self.on_error)
+
+
+@dataclass
 class Es2Target(Target):
     """ES-2 channel 1 over the simulator's pty or its `socket://` URL."""
 
@@ -292,6 +334,10 @@ def started_target(name: str, request: pytest.FixtureRequest) -> Iterator[Target
         sim = SimProcess("es2", ES2_ARGS).start()
         endpoint = "serial_pty" if name == "es2-pty" else "serial_url"
         target = Es2Target(name, sim, endpoint=endpoint)
+    elif name in GENERIC_TARGETS:
+        profile_file, args, endpoint = GENERIC_TARGETS[name]
+        sim = SimProcess("us1", args).start()
+        target = GenericModbusTarget(name, sim, profile_file=profile_file, endpoint=endpoint)
     elif name == "us1-rtu":
         sim = SimProcess("us1", ["--rtu-pty"]).start()
         target = Us1Target(name, sim, rtu=True)

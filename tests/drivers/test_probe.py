@@ -363,3 +363,27 @@ def test_cx3_probe_warns_of_a_running_output(
         "the unit or from the console that runs it."
     )
     assert warning in captured.out and warning in captured.err
+
+
+# ---- register-map profiles (generic Modbus driver) ----
+
+
+@pytest.mark.parametrize("layout", ["icd", "vendor-b"])
+def test_probe_of_a_register_map_profile_reads_without_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], layout: str
+) -> None:
+    name = "us1-generic.toml" if layout == "icd" else "vendor-b-ultrasound.toml"
+    text = (Path(probe.__file__).resolve().parents[3] / "config" / "profiles" / name).read_text()
+    with SimProcess("us1", ["--layout", layout]) as sim:
+        port = 5020 if layout == "icd" else 5030
+        path = tmp_path / name
+        path.write_text(text.replace(f"port = {port}", f"port = {sim.modbus_tcp[1]}", 1))
+        holding_before = sim.request({"op": "state"})["holding"]
+        assert run_probe(path) == probe.EXIT_OK
+        out = capsys.readouterr().out
+        unit_id = 1 if layout == "icd" else 7
+        code = 0x5531 if layout == "icd" else 0x5642
+        assert f"unit id {unit_id}: serial 21000001, model code 0x{code:04X}" in out
+        assert "state IDLE, output off, fault none" in out
+        assert "watchdog 1000 ms" in out  # the boot value: the probe wrote nothing
+        assert sim.request({"op": "state"})["holding"] == holding_before

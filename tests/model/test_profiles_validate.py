@@ -81,7 +81,7 @@ def test_not_toml_and_unknown_kind(tmp_path: Path, capsys: pytest.CaptureFixture
     code, lines = run(capsys, garbage, other)
     assert code == 2
     assert lines[0].startswith(f"{garbage}: not valid TOML:")
-    allowed = "cx3, es2, mqtt_generic, us1"
+    allowed = "cx3, es2, modbus_generic, mqtt_generic, us1"
     assert lines[1] == f"{other}: kind = 'us9': unknown device kind (allowed: {allowed})"
 
 

@@ -29,6 +29,7 @@ import aiomqtt
 
 from sessionconsole.drivers.base import DriverLifecycle
 from sessionconsole.drivers.errors import DeviceUnreachable, WrongDevice
+from sessionconsole.drivers.mqtt_options import NO_DELAY
 from sessionconsole.drivers.tracking import CommandRecord, CommandTracker, Confirm
 from sessionconsole.model.combination import Cx3Reading
 from sessionconsole.model.mqtt_map import ConsoleOp, Electrode, GenericMqttProfile, Output
@@ -308,6 +309,7 @@ class GenericMqttDriver(DriverLifecycle):
             clean_session=True,
             keepalive=link.keepalive_s,
             timeout=CONNECT_TIMEOUT_S,
+            socket_options=NO_DELAY,
         )
         qos = self.profile.qos
         async with client:

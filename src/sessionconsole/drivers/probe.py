@@ -28,9 +28,11 @@ from pydantic import BaseModel
 from sessionconsole.drivers.cx3_mqtt import Cx3MqttDriver
 from sessionconsole.drivers.errors import DriverError
 from sessionconsole.drivers.es2_serial import Es2SerialDriver, _Request
+from sessionconsole.drivers.generic_modbus import GenericModbusDriver
 from sessionconsole.drivers.modbus_transport import NoReply
 from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
 from sessionconsole.model.combination import Cx3Profile, Cx3Reading
+from sessionconsole.model.modbus_map import ModbusGenericProfile
 from sessionconsole.model.profile import ModbusTcpLink, Us1Profile
 from sessionconsole.model.room import read_toml
 from sessionconsole.model.stimulation import Es2Profile, StimChannelReading
@@ -197,14 +199,19 @@ def driver_text(exc: DriverError) -> str:
 # ---- US-1 ----
 
 
-async def probe_us1(profile: Us1Profile) -> ProbeResult:
-    """Reach a US-1 over TCP or RTU, check its identity against the profile, read it once."""
+async def probe_us1(profile: Us1Profile | ModbusGenericProfile) -> ProbeResult:
+    """Reach a US-1 (or a unit with a register-map profile) over TCP or RTU, check its
+    identity against the profile, read it once."""
     link = profile.link
     if isinstance(link, ModbusTcpLink):
         await check_tcp(link.host, link.port)
     else:
         await check_serial_link(link.port)
-    driver = Us1ModbusDriver(PROBE_ID, profile)
+    driver: Us1ModbusDriver | GenericModbusDriver
+    if isinstance(profile, ModbusGenericProfile):
+        driver = GenericModbusDriver(PROBE_ID, profile)
+    else:
+        driver = Us1ModbusDriver(PROBE_ID, profile)
     try:
         reading = await driver.identify()
     except NoReply as exc:
@@ -214,7 +221,8 @@ async def probe_us1(profile: Us1Profile) -> ProbeResult:
     finally:
         await driver.close()
     assert driver.identity is not None
-    head = f"US-1 at {driver.endpoint}, unit id {link.device_id}"
+    what = profile.name if isinstance(profile, ModbusGenericProfile) else "US-1"
+    head = f"{what} at {driver.endpoint}, unit id {link.device_id}"
     lines = [
         f"{head}: serial {driver.identity.serial}, model code 0x{driver.identity.model_code:04X}",
         *us1_reading_lines(reading),
@@ -223,7 +231,7 @@ async def probe_us1(profile: Us1Profile) -> ProbeResult:
     return ProbeResult(lines, running)
 
 
-def us1_no_reply_text(profile: Us1Profile) -> str:
+def us1_no_reply_text(profile: Us1Profile | ModbusGenericProfile) -> str:
     """Silence from a Modbus unit: on RTU also the line settings are suspects."""
     link = profile.link
     where = f"{link.host}:{link.port}" if isinstance(link, ModbusTcpLink) else link.port
@@ -370,4 +378,9 @@ def cx3_reading_lines(r: Cx3Reading) -> list[str]:
     ]
 
 
-PROBERS: dict[str, Prober] = {"us1": probe_us1, "es2": probe_es2, "cx3": probe_cx3}
+PROBERS: dict[str, Prober] = {
+    "us1": probe_us1,
+    "es2": probe_es2,
+    "cx3": probe_cx3,
+    "modbus_generic": probe_us1,
+}

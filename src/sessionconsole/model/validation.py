@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from sessionconsole.model.combination import Cx3Profile
+from sessionconsole.model.modbus_map import MAP_ERROR, ModbusGenericProfile
 from sessionconsole.model.mqtt_map import GenericMqttProfile, MappingProblem
 from sessionconsole.model.profile import Us1Profile
 from sessionconsole.model.stimulation import Es2Profile
@@ -17,6 +18,7 @@ PROFILE_KINDS: dict[str, type[BaseModel]] = {
     "es2": Es2Profile,
     "cx3": Cx3Profile,
     "mqtt_generic": GenericMqttProfile,
+    "modbus_generic": ModbusGenericProfile,
 }
 
 
@@ -37,8 +39,20 @@ def validate_profile_file(path: Path) -> list[str]:
     try:
         model.model_validate(data)
     except ValidationError as exc:
-        return [_line(path, err) for err in exc.errors()]
+        return [line for err in exc.errors() for line in _lines(path, err)]
     return []
+
+
+def _lines(path: Path, err: object) -> list[str]:
+    """One line per problem; a register map error carries several, each with its own place."""
+    assert isinstance(err, dict)
+    if err.get("type") != MAP_ERROR:
+        return [_line(path, err)]
+    base = [str(p) for p in err.get("loc", ())]
+    return [
+        f"{path}: {'.'.join([*base, where])} = {value!r}: {reason}"
+        for where, value, reason in err["ctx"]["problems"]
+    ]
 
 
 def _line(path: Path, err: object) -> str:

@@ -1,0 +1,122 @@
+"""The generic Modbus driver against the US-1 simulator: the ICD map and the vendor-b layout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from sessionconsole.drivers.errors import WrongDevice
+from sessionconsole.drivers.generic_modbus import GenericModbusDriver
+from sessionconsole.drivers.modbus_transport import NoReply
+from sessionconsole.testing import SimProcess
+from tests.drivers.generic_profiles import bundled
+from tests.drivers.test_us1_driver import SETTINGS
+from tests.support import core_heartbeats, wait_for
+
+
+@pytest.fixture
+def vendor_b() -> Iterator[SimProcess]:
+    """The US-1 simulator serving the vendor-b register layout (unit id 7)."""
+    with SimProcess("us1", ["--layout", "vendor-b"]) as process:
+        yield process
+
+
+def endpoint(sim: SimProcess) -> str:
+    return str(sim.endpoints["modbus_tcp"])
+
+
+@pytest.mark.parametrize("layout", ["icd", "vendor-b"])
+async def test_configure_start_track_and_stop(
+    layout: str, sim: SimProcess, vendor_b: SimProcess
+) -> None:
+    unit, file = (
+        (sim, "us1-generic.toml") if layout == "icd" else (vendor_b, "vendor-b-ultrasound.toml")
+    )
+    driver = GenericModbusDriver("g", bundled(file, endpoint(unit)))
+    try:
+        _, first = await driver.connect_and_stop()
+        assert first.state == "IDLE" and first.watchdog_ms == 400  # written on connect
+        assert driver.identity is not None and driver.identity.serial == 21000001
+        driver.start()
+        async with core_heartbeats(driver):
+            driver.request_configure(SETTINGS)
+            driver.request_start()
+            await wait_for(lambda: driver.latest and driver.latest.intensity_measured_w_cm2 > 0.3)
+            r = driver.latest
+            assert r is not None and (r.frequency_khz, r.duty_pct, r.time_s) == (3000, 20, 120)
+            assert r.intensity_setpoint_w_cm2 == 0.8 and r.state == "RUNNING" and r.output_active
+            state = unit.request({"op": "state"})
+            assert state["holding"][:3] == [3000, 80, 20]  # the same unit, whatever the map
+            driver.request_stop()
+            await wait_for(lambda: driver.latest and not driver.latest.output_active)
+        await wait_for(lambda: all(c.state == "confirmed" for c in driver.commands.values()))
+        assert [c.op for c in driver.commands.values()] == ["stop", "configure", "start", "stop"]
+    finally:
+        await driver.close()
+
+
+async def test_a_setpoint_outside_the_map_is_refused_without_a_write(sim: SimProcess) -> None:
+    driver = GenericModbusDriver("g", bundled("us1-generic.toml", endpoint(sim)))
+    try:
+        await driver.connect_and_stop()
+        driver.request_intensity(3.5)
+        (record,) = [c for c in driver.commands.values() if c.op == "intensity"]
+        assert record.state == "refused"
+        assert record.detail == "intensity_setpoint: 3.5 W/cm² is outside 0..3"
+        assert driver.last_error == "g: intensity not sent: " + record.detail
+        assert not driver._writes  # nothing reaches the wire
+    finally:
+        await driver.close()
+
+
+async def test_a_refused_write_is_tracked_with_the_exception(sim: SimProcess) -> None:
+    driver = GenericModbusDriver("g", bundled("us1-generic.toml", endpoint(sim), watchdog_ms=5000))
+    try:
+        await driver.connect_and_stop()
+        driver.start()
+        driver.request_configure(SETTINGS)
+        driver.request_start()
+        await wait_for(lambda: driver.latest and driver.latest.state == "RUNNING")
+        driver.request_configure(SETTINGS)  # frequency cannot change while running: exception 06
+        await wait_for(lambda: any(c.state == "refused" for c in driver.commands.values()))
+        refused = [c for c in driver.commands.values() if c.state == "refused"]
+        assert [(c.op, c.error) for c in refused] == [("configure", "exception 06")]
+        assert driver.connected  # a refusal does not drop the link
+    finally:
+        await driver.close()
+
+
+async def test_the_wrong_unit_is_refused_by_its_identity(vendor_b: SimProcess) -> None:
+    profile = bundled("vendor-b-ultrasound.toml", endpoint(vendor_b))
+    profile = profile.model_copy(
+        update={"identity": profile.identity.model_copy(update={"expected": 0x5531})}  # type: ignore[union-attr]
+    )
+    driver = GenericModbusDriver("g", profile)
+    try:
+        with pytest.raises(
+            WrongDevice, match=r"model_code 0x5642 at 127\.0\.0\.1:\d+, expected 0x5531"
+        ):
+            await driver.connect_and_stop(timeout_s=0.5)
+    finally:
+        await driver.close()
+
+
+async def test_era_in_the_profile_must_match_the_head(sim: SimProcess) -> None:
+    driver = GenericModbusDriver("g", bundled("us1-generic.toml", endpoint(sim), era_cm2=4.0))
+    try:
+        with pytest.raises(WrongDevice, match="reports ERA 5 but the profile says 4"):
+            await driver.connect_and_stop(timeout_s=0.5)
+    finally:
+        await driver.close()
+
+
+async def test_vendor_b_answers_only_its_unit_id(vendor_b: SimProcess) -> None:
+    profile = bundled("vendor-b-ultrasound.toml", endpoint(vendor_b))
+    link = profile.link.model_copy(update={"device_id": 1})
+    driver = GenericModbusDriver("g", profile.model_copy(update={"link": link}))
+    try:
+        with pytest.raises(NoReply, match="no reply from unit id 1 at"):
+            await driver.connect_and_stop(timeout_s=0.3)
+    finally:
+        await driver.close()
