@@ -175,7 +175,7 @@ async def test_restarted_controller_stops_a_running_output_first_thing(
         # Read before the stop: the output found running is an alarm, not only a log line.
         await wait_for(lambda: alarm_entries(db, "OUTPUT_FOUND_RUNNING"), 3)
         start = [e.payload for e in entries(db) if e.kind == "session_start"][-1]
-        assert start["startup"]["us1"]["output_active_before_stop"] is True
+        assert start["startup"]["us1"]["outputs_running_before_stop"] == ["us1"]
     finally:
         second.stop()
 

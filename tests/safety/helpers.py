@@ -6,7 +6,8 @@ from dataclasses import replace
 from typing import Any
 
 from sessionconsole.model.settings import UltrasoundSettings
-from sessionconsole.model.telemetry import UltrasoundReading
+from sessionconsole.model.stimulation import ChannelSetup, StimulationSettings
+from sessionconsole.model.telemetry import OutputReading, UltrasoundReading
 from sessionconsole.safety.kernel import step
 from sessionconsole.safety.types import (
     Action,
@@ -15,6 +16,7 @@ from sessionconsole.safety.types import (
     Inputs,
     KernelState,
     Limit,
+    Reading,
     initial_state,
 )
 
@@ -27,6 +29,33 @@ LIMITS = DeviceLimits(
     heartbeat_interval_s=0.1,
 )
 SETTINGS = UltrasoundSettings(frequency_khz=1000, intensity_w_cm2=1.0, duty_pct=50, time_s=300)
+STIM_LIMITS = DeviceLimits(
+    stale_limit_s=0.25,
+    heartbeat_interval_s=0.1,
+    max_amplitude=Limit(100.0, "profile 'bench' max_amplitude_ma"),  # rms cap binds (IFC)
+    max_rms=Limit(50.0, "clinical limit stimulation.max_rms_ma"),
+    modality="stimulation",
+)
+WAVEFORM = StimulationSettings(mode="SYM", freq_hz=100, pw_us=200, ramp_s=1)
+SETUP = ChannelSetup(waveform=WAVEFORM, amplitude_ma=20.0)
+
+
+def stim_reading(t: float, **changes: Any) -> OutputReading:
+    """An idle, healthy stimulation output (an ES-2 channel) received at `t`."""
+    base = OutputReading(
+        received_mono_s=t,
+        modality="stimulation",
+        state="IDLE",
+        running=False,
+        output_active=False,
+        fault=None,
+        patient_stop_pressed=False,
+        boot_count=0,
+        level_setpoint=20.0,
+        level_measured=0.0,
+        impedance_ohm=1200.0,
+    )
+    return replace(base, **changes)
 
 
 def reading(t: float, **changes: Any) -> UltrasoundReading:
@@ -66,20 +95,27 @@ def running(t: float, **changes: Any) -> UltrasoundReading:
 class Harness:
     """Steps a kernel with one or more devices; keeps every action for assertions."""
 
-    def __init__(self, devices: tuple[str, ...] = ("us1",)) -> None:
-        self.state: KernelState = initial_state({d: LIMITS for d in devices})
+    def __init__(
+        self,
+        devices: tuple[str, ...] = ("us1",),
+        limits: dict[str, DeviceLimits] | None = None,
+    ) -> None:
+        chosen = {d: LIMITS for d in devices} | (limits or {})
+        self.state: KernelState = initial_state(chosen)
         self.now = 0.0
         self.rid = 0
+        self.last_actions: list[Action] = []
 
     def tick(
         self,
-        readings: dict[str, UltrasoundReading | None],
+        readings: dict[str, Reading | None],
         *commands: Command,
         dt: float = 0.01,
     ) -> list[Action]:
         """Advance time by dt and run one step."""
         self.now = round(self.now + dt, 6)
         self.state, actions = step(self.state, Inputs(readings, tuple(commands)), self.now)
+        self.last_actions = actions
         return actions
 
     def next_id(self) -> int:

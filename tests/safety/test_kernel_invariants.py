@@ -4,7 +4,8 @@ The model device obeys what reaches it after a link latency; telemetry reaches t
 after the same latency and can stop arriving (link loss). Invariants checked every tick:
 no start or setpoint goes out while a trip holds, no setpoint above a limit is ever sent,
 every raised trip sends a stop to every device it covers in the same tick, no heartbeat
-reaches a tripped device, and no latched alarm clears without an acknowledgement.
+reaches a tripped device, and no latched alarm clears without an acknowledgement. Two
+ultrasound outputs and one stimulation output (an ES-2 channel) share the kernel.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from sessionconsole.model.settings import UltrasoundSettings
+from sessionconsole.model.stimulation import ChannelSetup, StimulationSettings, rms_ma
 from sessionconsole.safety.rules import Action as RuleAction
 from sessionconsole.safety.types import (
     Acknowledge,
     AlarmChanged,
     Command,
     Configure,
+    Refused,
+    SendAmplitude,
     SendConfigure,
     SendHeartbeat,
     SendIntensity,
@@ -33,9 +37,11 @@ from sessionconsole.safety.types import (
     Stop,
     StopAll,
 )
-from tests.safety.helpers import LIMITS, Harness, reading
+from tests.safety.helpers import LIMITS, STIM_LIMITS, Harness, reading, stim_reading
 
-DEVICES = ("us1", "us2")
+US_DEVICES = ("us1", "us2")
+STIM = "es2.ch1"
+DEVICES = (*US_DEVICES, STIM)
 LATENCY_TICKS = 2
 
 settings_st = st.builds(
@@ -44,6 +50,19 @@ settings_st = st.builds(
     intensity_w_cm2=st.floats(0.0, 3.0, allow_nan=False).map(lambda x: round(x, 2)),
     duty_pct=st.sampled_from([10, 20, 50, 100]),
     time_s=st.integers(1, 1800),
+)
+
+
+setup_st = st.builds(
+    ChannelSetup,
+    waveform=st.builds(
+        StimulationSettings,
+        mode=st.sampled_from(["SYM", "ASYM", "RUSS", "IFC", "HVPC"]),
+        freq_hz=st.integers(1, 250),
+        pw_us=st.integers(5, 400),
+        ramp_s=st.integers(0, 10),
+    ),
+    amplitude_ma=st.integers(0, 200).map(lambda half: half / 2),
 )
 
 
@@ -68,7 +87,7 @@ class KernelMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.h = Harness(DEVICES)
+        self.h = Harness(DEVICES, {STIM: STIM_LIMITS})
         self.tick_no = 0
         self.devices = {d: ModelDevice() for d in DEVICES}
         self.latest: dict[str, object] = {d: None for d in DEVICES}
@@ -92,15 +111,27 @@ class KernelMachine(RuleBasedStateMachine):
             if dev.temp_c > 41.0:
                 dev.fault, dev.running = "OVERTEMP", False
             if dev.link_up:
-                state = "FAULT" if dev.fault else ("RUNNING" if dev.running else "IDLE")
-                snap = reading(
-                    self.h.now,
-                    state=state,
-                    fault=dev.fault,
-                    output_active=dev.running,
-                    head_temperature_c=dev.temp_c,
-                    patient_stop_pressed=dev.switch,
-                )
+                snap: object
+                if name == STIM:
+                    state = "FAULT" if dev.fault else ("ON" if dev.running else "IDLE")
+                    snap = stim_reading(
+                        self.h.now,
+                        state=state,
+                        running=dev.running,
+                        fault=dev.fault,
+                        output_active=dev.running,
+                        patient_stop_pressed=dev.switch,
+                    )
+                else:
+                    state = "FAULT" if dev.fault else ("RUNNING" if dev.running else "IDLE")
+                    snap = reading(
+                        self.h.now,
+                        state=state,
+                        fault=dev.fault,
+                        output_active=dev.running,
+                        head_temperature_c=dev.temp_c,
+                        patient_stop_pressed=dev.switch,
+                    )
                 dev.telemetry.append((self.tick_no + LATENCY_TICKS, snap))
             while dev.telemetry and dev.telemetry[0][0] <= self.tick_no:
                 self.latest[name] = dev.telemetry.popleft()[1]
@@ -127,11 +158,27 @@ class KernelMachine(RuleBasedStateMachine):
         for action in actions:
             if isinstance(action, SendStart | SendHeartbeat):
                 assert action.device not in tripped, f"{action} while tripped"
+            assert LIMITS.max_intensity is not None and LIMITS.max_time is not None
+            assert STIM_LIMITS.max_amplitude is not None and STIM_LIMITS.max_rms is not None
             if isinstance(action, SendConfigure):
-                assert action.settings.intensity_w_cm2 <= LIMITS.max_intensity.value
-                assert action.settings.time_s <= LIMITS.max_time.value
+                s = action.settings
+                if action.device == STIM:
+                    assert isinstance(s, ChannelSetup), action
+                    assert s.amplitude_ma <= STIM_LIMITS.max_amplitude.value
+                    assert rms_ma(s.waveform, s.amplitude_ma) <= STIM_LIMITS.max_rms.value
+                else:
+                    assert isinstance(s, UltrasoundSettings), action
+                    assert s.intensity_w_cm2 <= LIMITS.max_intensity.value
+                    assert s.time_s <= LIMITS.max_time.value
             if isinstance(action, SendIntensity):
+                assert action.device != STIM
                 assert action.intensity_w_cm2 <= LIMITS.max_intensity.value
+            if isinstance(action, SendAmplitude):
+                assert action.device == STIM
+                assert action.amplitude_ma <= STIM_LIMITS.max_amplitude.value
+                setup = self.h.state.devices[STIM].settings
+                assert isinstance(setup, ChannelSetup) and setup.amplitude_ma == action.amplitude_ma
+                assert rms_ma(setup.waveform, action.amplitude_ma) <= STIM_LIMITS.max_rms.value
             if isinstance(action, AlarmChanged) and action.change == "raised":
                 rule = action.alarm.rule
                 if rule.action is RuleAction.STOP_ALL:
@@ -152,7 +199,15 @@ class KernelMachine(RuleBasedStateMachine):
 
     @rule(device=st.sampled_from(DEVICES), s=settings_st)
     def configure(self, device: str, s: UltrasoundSettings) -> None:
-        self._step(Configure(self.h.next_id(), device, s))
+        rid = self.h.next_id()
+        self._step(Configure(rid, device, s))
+        if device == STIM:  # ultrasound settings never reach a stimulation output
+            refusals = [a for a in self.h.last_actions if isinstance(a, Refused)]
+            assert [r.rule_id for r in refusals if r.request_id == rid] == ["WRONG_MODALITY"]
+
+    @rule(setup=setup_st)
+    def configure_stimulation(self, setup: ChannelSetup) -> None:
+        self._step(Configure(self.h.next_id(), STIM, setup))
 
     @rule(device=st.sampled_from(DEVICES))
     def start(self, device: str) -> None:
@@ -206,7 +261,7 @@ class KernelMachine(RuleBasedStateMachine):
         self.devices[device].switch = pressed
         self._step()
 
-    @rule(device=st.sampled_from(DEVICES), temp=st.floats(30.0, 43.0))
+    @rule(device=st.sampled_from(US_DEVICES), temp=st.floats(30.0, 43.0))
     def head_temperature(self, device: str, temp: float) -> None:
         self.devices[device].temp_c = round(temp, 1)
         self._step()
@@ -260,7 +315,7 @@ class KernelMachine(RuleBasedStateMachine):
             if r is None or not r.running:  # type: ignore[attr-defined]
                 continue
             age = self.h.now - r.received_mono_s  # type: ignore[attr-defined]
-            if age > LIMITS.stale_limit_s:
+            if age > self.h.state.limits[name].stale_limit_s:
                 assert any(a.rule.id == "COMMS_LOSS" for a in self.h.state.active_alarms())
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from sessionconsole.model.settings import UltrasoundSettings
+from sessionconsole.model.stimulation import ChannelSetup
 
 Role = Literal["therapist", "biomedical"]
 Side = Literal["left", "right", "bilateral", "midline"]
@@ -44,11 +45,11 @@ class HeartbeatCommand(_Msg):
 
 
 class ConfigureCommand(_Msg):
-    """Set a device's ultrasound settings."""
+    """Set an output's settings: ultrasound settings, or a stimulation waveform and amplitude."""
 
     type: Literal["configure"] = "configure"
     device: str
-    settings: UltrasoundSettings
+    settings: UltrasoundSettings | ChannelSetup
 
 
 class StartCommand(_Msg):
@@ -125,8 +126,9 @@ class Reply(_Msg):
 
 
 class UltrasoundSnapshot(_Msg):
-    """One ultrasound device as the therapist sees it: requested next to measured."""
+    """One ultrasound output as the therapist sees it: requested next to measured."""
 
+    modality: Literal["ultrasound"] = "ultrasound"
     device: str
     name: str
     model: str
@@ -143,6 +145,30 @@ class UltrasoundSnapshot(_Msg):
     remaining_s: int | None
     energy_j: int | None
     last_error: str | None
+
+
+class StimulationSnapshot(_Msg):
+    """One stimulation output (an ES-2 channel, a CX-3's stimulation): set next to measured."""
+
+    modality: Literal["stimulation"] = "stimulation"
+    device: str
+    name: str
+    model: str
+    connected: bool
+    telemetry_age_ms: float | None
+    state: str | None
+    fault: str | None
+    output_active: bool
+    settings: ChannelSetup | None
+    amplitude_setpoint_ma: float | None
+    amplitude_measured_ma: float | None
+    impedance_ohm: float | None
+    last_error: str | None
+
+
+OutputSnapshot = Annotated[
+    UltrasoundSnapshot | StimulationSnapshot, Field(discriminator="modality")
+]
 
 
 class AlarmSnapshot(_Msg):
@@ -190,7 +216,7 @@ class Snapshot(_Msg):
     wall: str
     session_id: str
     room: str
-    devices: list[UltrasoundSnapshot]
+    devices: list[OutputSnapshot]
     alarms: list[AlarmSnapshot]
     techniques: list[TechniqueSnapshot]
     loop: LoopStats

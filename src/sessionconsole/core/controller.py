@@ -1,8 +1,9 @@
 """The controller: owns the devices, runs the kernel every tick, records, and serves the API.
 
-Each tick: take the newest reading of each driver, run the kernel, hand stops to the drivers
-first and then the other writes, feed heartbeats (only from here: the charge pump), publish a
-snapshot, and pass new readings to the recorder. Nothing on the tick waits for I/O.
+Each tick: take the newest reading of each output (core/units.py turns every unit's telemetry
+into one reading per output), run the kernel, hand stops to the drivers first and then the
+other writes, feed heartbeats (only from here: the charge pump), publish a snapshot, and pass
+new readings to the recorder. Nothing on the tick waits for I/O.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sessionconsole.api.messages import (
     Request,
     Snapshot,
     StartCommand,
+    StimulationSnapshot,
     StopAllCommand,
     StopCommand,
     TechniqueSnapshot,
@@ -38,11 +40,13 @@ from sessionconsole.api.messages import (
 )
 from sessionconsole.core.server import ApiServer, ClientSession
 from sessionconsole.core.ticker import Ticker
+from sessionconsole.core.units import Unit, descriptor_keys, make_unit, reading_values
 from sessionconsole.drivers.errors import DriverError
-from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
 from sessionconsole.model.limits import ClinicalLimits
-from sessionconsole.model.profile import DeviceProfile
-from sessionconsole.model.telemetry import UltrasoundReading
+from sessionconsole.model.settings import UltrasoundSettings
+from sessionconsole.model.stimulation import ChannelSetup
+from sessionconsole.model.telemetry import OutputReading, UltrasoundReading
+from sessionconsole.model.validation import AnyProfile
 from sessionconsole.model.vocabulary import Vocabulary
 from sessionconsole.record.recorder import Recorder
 from sessionconsole.safety import kernel
@@ -77,7 +81,7 @@ class ControllerConfig:
     """Everything the controller is built from."""
 
     room_name: str
-    profiles: dict[str, DeviceProfile]
+    profiles: dict[str, AnyProfile]
     profile_hashes: dict[str, str]
     clinical: ClinicalLimits
     vocabulary: Vocabulary
@@ -92,11 +96,13 @@ class Controller:
     def __init__(self, config: ControllerConfig, clock: Callable[[], float] = time.monotonic):
         self.config = config
         self.clock = clock
-        self.drivers = {
-            name: Us1ModbusDriver(name, profile, clock=clock)
+        self.units: dict[str, Unit] = {
+            name: make_unit(name, profile, config.clinical, clock)
             for name, profile in config.profiles.items()
         }
-        limits = {n: k.device_limits(p, config.clinical) for n, p in config.profiles.items()}
+        self.drivers = {name: unit.driver for name, unit in self.units.items()}
+        self.unit_of = {output: unit for unit in self.units.values() for output in unit.outputs}
+        limits = {o: lim for unit in self.units.values() for o, lim in unit.limits.items()}
         self.state = k.initial_state(limits)
         self.recorder = Recorder(config.db_path)
         self.server = ApiServer(config.socket_path, self._on_request)
@@ -127,17 +133,16 @@ class Controller:
         """Stop every device first, close any interrupted session, open this one, serve."""
         found_running: list[str] = []
         startup: dict[str, dict[str, Any]] = {}
-        for name, driver in self.drivers.items():
+        for name, unit in self.units.items():
             try:
-                before, after = await driver.connect_and_stop()
+                running_before = await unit.connect_and_stop()
                 startup[name] = {
                     "stop_sent": True,
-                    "state_before_stop": before.state,
-                    "output_active_before_stop": before.output_active,
-                    "state_after_stop": after.state,
+                    "outputs_running_before_stop": sorted(
+                        o for o, on in running_before.items() if on
+                    ),
                 }
-                if before.running:
-                    found_running.append(name)
+                found_running.extend(o for o, on in running_before.items() if on)
             except DriverError as exc:
                 # The stop stays pending in the driver: it is the first write once reached.
                 startup[name] = {"stop_sent": False, "error": str(exc)}
@@ -149,12 +154,16 @@ class Controller:
             "software_version": __version__,
             "profiles": self.config.profile_hashes,
             "devices": sorted(self.drivers),
+            "outputs": sorted(self.unit_of),
             "startup": startup,
             "closed_as_interrupted": interrupted,
         }
         self.session_id = await asyncio.wrap_future(self.recorder.open_session(meta, mono, wall))
-        for name, profile in self.config.profiles.items():
-            self._record("stream_descriptor", _descriptor(name, profile, self.state.limits[name]))
+        for unit in self.units.values():
+            for output in unit.outputs:
+                self._record(
+                    "stream_descriptor", _descriptor(output, unit, self.state.limits[output])
+                )
         for name in found_running:
             self.state, actions = kernel.raise_found_running(self.state, name, self.clock())
             self._dispatch(actions)
@@ -287,7 +296,9 @@ class Controller:
             self._awaiting[rid] = pending
             commands.append(command)
         self._incoming = []
-        readings = {name: d.latest for name, d in self.drivers.items()}
+        readings: dict[str, k.Reading | None] = {}
+        for unit in self.units.values():
+            readings.update(unit.readings())
         silence = now - self._last_client_heard
         inputs = k.Inputs(readings, tuple(commands), client_silence_s=silence)
         self.state, actions = kernel.step(self.state, inputs, now)
@@ -309,22 +320,29 @@ class Controller:
 
     def _dispatch(self, actions: list[k.Action]) -> None:
         """Carry out the kernel's actions in order (stops are first in the list)."""
+        held = kernel.held_devices(self.state)
         for action in actions:
             match action:
                 case k.SendStop(device=device, reason=reason):
-                    self.drivers[device].request_stop()
+                    self.unit_of[device].stop(device)
                     self._record_stop(device, reason)
                 case k.SendConfigure(device=device, settings=settings):
-                    self.drivers[device].request_configure(settings)
+                    self.unit_of[device].configure(device, settings)
                 case k.SendIntensity(device=device, intensity_w_cm2=value):
-                    self.drivers[device].request_intensity(value)
+                    self.unit_of[device].level(device, value)
+                case k.SendAmplitude(device=device, amplitude_ma=value):
+                    self.unit_of[device].level(device, value)
                 case k.SendStart(device=device):
-                    self.drivers[device].request_start()
+                    self.unit_of[device].start(device)
                 case k.SendResetFault(device=device):
-                    self.drivers[device].request_reset_fault()
+                    self.unit_of[device].reset_fault(device)
                     self._record_later("reset_fault_sent", {"device": device})
                 case k.SendHeartbeat(device=device):
-                    self.drivers[device].request_heartbeat()
+                    unit = self.unit_of[device]
+                    # A unit's watchdog is shared by its outputs: no heartbeat while any of
+                    # them is held by a trip (the charge pump stops for the whole unit).
+                    if not held & set(unit.outputs):
+                        unit.heartbeat()
                 case k.AlarmChanged(alarm=alarm, change=change):
                     self._record_later("alarm", {"change": change, **_alarm_payload(alarm)})
                 case k.Accepted(request_id=rid):
@@ -405,13 +423,13 @@ class Controller:
             "stop_sent", {"device": device, "reason": reason, "repeats_before": repeats}
         )
 
-    def _sample(self, readings: dict[str, UltrasoundReading | None]) -> None:
+    def _sample(self, readings: dict[str, k.Reading | None]) -> None:
         for name, r in readings.items():
             if r is None or self._last_sample.get(name) == r.received_mono_s:
                 continue
             self._last_sample[name] = r.received_mono_s
             self.recorder.add_sample(
-                self.session_id, name, int(r.received_mono_s * 1e9), _sample_values(r)
+                self.session_id, name, int(r.received_mono_s * 1e9), reading_values(r)
             )
 
     # ---- snapshot ----
@@ -420,29 +438,10 @@ class Controller:
         """The whole state as clients see it."""
         self._snapshot_seq += 1
         now = self.clock()
-        devices = []
-        for name, driver in self.drivers.items():
-            r = driver.latest
-            devices.append(
-                UltrasoundSnapshot(
-                    device=name,
-                    name=driver.profile.name,
-                    model="US-1",
-                    connected=driver.connected,
-                    telemetry_age_ms=None if r is None else (now - r.received_mono_s) * 1000,
-                    state=None if r is None else r.state,
-                    fault=None if r is None else r.fault,
-                    output_active=bool(r and r.output_active),
-                    settings=self.state.devices[name].settings,
-                    intensity_setpoint_w_cm2=None if r is None else r.intensity_setpoint_w_cm2,
-                    intensity_measured_w_cm2=None if r is None else r.intensity_measured_w_cm2,
-                    head_temperature_c=None if r is None else r.head_temperature_c,
-                    coupling_pct=None if r is None else r.coupling_pct,
-                    remaining_s=None if r is None else r.remaining_s,
-                    energy_j=None if r is None else r.energy_j,
-                    last_error=driver.last_error,
-                )
-            )
+        devices: list[UltrasoundSnapshot | StimulationSnapshot] = []
+        for unit in self.units.values():
+            for output, reading in unit.readings().items():
+                devices.append(self._output_snapshot(unit, output, reading, now))
         alarms = [_alarm_snapshot(a, now) for a in self.state.alarms]
         return Snapshot(
             seq=self._snapshot_seq,
@@ -455,39 +454,65 @@ class Controller:
             loop=self._loop_stats,
         )
 
+    def _output_snapshot(
+        self, unit: Unit, output: str, r: k.Reading | None, now: float
+    ) -> UltrasoundSnapshot | StimulationSnapshot:
+        """One output for the screen: settings asked for next to what the unit reports."""
+        driver = unit.driver
+        age = None if r is None else (now - r.received_mono_s) * 1000
+        settings = self.state.devices[output].settings
+        common: dict[str, Any] = {
+            "device": output,
+            "name": unit.profile_name,
+            "model": unit.model,
+            "connected": driver.connected,
+            "telemetry_age_ms": age,
+            "state": None if r is None else r.state,
+            "fault": None if r is None else r.fault,
+            "output_active": bool(r and r.output_active),
+            "last_error": driver.last_error,
+        }
+        if self.state.limits[output].modality == "stimulation":
+            assert r is None or isinstance(r, OutputReading)
+            return StimulationSnapshot(
+                **common,
+                settings=settings if isinstance(settings, ChannelSetup) else None,
+                amplitude_setpoint_ma=None if r is None else r.level_setpoint,
+                amplitude_measured_ma=None if r is None else r.level_measured,
+                impedance_ohm=None if r is None else r.impedance_ohm,
+            )
+        us_settings = settings if isinstance(settings, UltrasoundSettings) else None
+        if isinstance(r, UltrasoundReading):
+            return UltrasoundSnapshot(
+                **common,
+                settings=us_settings,
+                intensity_setpoint_w_cm2=r.intensity_setpoint_w_cm2,
+                intensity_measured_w_cm2=r.intensity_measured_w_cm2,
+                head_temperature_c=r.head_temperature_c,
+                coupling_pct=r.coupling_pct,
+                remaining_s=r.remaining_s,
+                energy_j=r.energy_j,
+            )
+        return UltrasoundSnapshot(
+            **common,
+            settings=us_settings,
+            intensity_setpoint_w_cm2=None if r is None else r.level_setpoint,
+            intensity_measured_w_cm2=None if r is None else r.level_measured,
+            head_temperature_c=None if r is None else r.head_temperature_c,
+            coupling_pct=None if r is None else r.coupling_pct,
+            remaining_s=None if r is None else r.remaining_s,
+            energy_j=None if r is None else r.energy_j,
+        )
 
-def _sample_values(r: UltrasoundReading) -> dict[str, float | int | str | bool | None]:
+
+def _descriptor(output: str, unit: Unit, limits: k.DeviceLimits) -> dict[str, Any]:
     return {
-        "state": r.state,
-        "fault": r.fault,
-        "output_active": r.output_active,
-        "intensity_setpoint_w_cm2": r.intensity_setpoint_w_cm2,
-        "intensity_measured_w_cm2": r.intensity_measured_w_cm2,
-        "power_measured_w": r.power_measured_w,
-        "head_temperature_c": r.head_temperature_c,
-        "coupling_pct": r.coupling_pct,
-        "remaining_s": r.remaining_s,
-        "energy_j": r.energy_j,
-    }
-
-
-def _descriptor(name: str, profile: DeviceProfile, limits: k.DeviceLimits) -> dict[str, Any]:
-    return {
-        "device": name,
-        "model": "US-1",
-        "profile": profile.name,
-        "keys": {
-            "intensity_setpoint_w_cm2": {"unit": "W/cm2", "max": limits.max_intensity.value},
-            "intensity_measured_w_cm2": {"unit": "W/cm2"},
-            "power_measured_w": {"unit": "W"},
-            "head_temperature_c": {"unit": "Cel", "trip": limits.head_temp_trip_c},
-            "coupling_pct": {"unit": "%"},
-            "remaining_s": {"unit": "s"},
-            "energy_j": {"unit": "J"},
-            "state": {"unit": None},
-            "fault": {"unit": None},
-            "output_active": {"unit": None},
-        },
+        "device": output,
+        "unit": unit.name,
+        "model": unit.model,
+        "modality": limits.modality,
+        "profile": unit.profile_name,
+        "keys": descriptor_keys(limits),
         "stale_limit_s": limits.stale_limit_s,
     }
 

@@ -19,12 +19,21 @@ class UltrasoundClinicalLimits(BaseModel):
     max_time_s: int = Field(ge=1, le=1800)
 
 
+class StimulationClinicalLimits(BaseModel):
+    """Stimulation caps from CLINICAL-REFERENCE (IEC 60601-2-10 as quoted by makers)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    max_rms_ma: float = Field(gt=0.0, le=50.0, description="output current into 500 ohm")
+
+
 class ClinicalLimits(BaseModel):
     """All clinical caps in force at this installation."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     ultrasound: UltrasoundClinicalLimits
+    stimulation: StimulationClinicalLimits = StimulationClinicalLimits(max_rms_ma=50.0)
     sources: dict[str, str] = Field(default_factory=dict, description="limit name -> source")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sessionconsole.model.profile import DeviceProfile, Us1Profile
+from sessionconsole.model.validation import PROFILE_KINDS, AnyProfile
 
 
 class RoomDevice(BaseModel):
@@ -36,17 +36,27 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.load(fh)
 
 
-def load_profile(path: Path, link_overrides: dict[str, Any] | None = None) -> DeviceProfile:
-    """Read and validate one device profile, applying a room's link overrides first."""
+def load_profile(path: Path, link_overrides: dict[str, Any] | None = None) -> AnyProfile:
+    """Read and validate one device profile of any kind, applying a room's link overrides first.
+
+    Raises ValueError for an unknown kind, pydantic.ValidationError for an invalid profile.
+    """
     data = read_toml(path)
     if link_overrides:
         link = dict(data.get("link", {}))
         link.update(link_overrides)
         data["link"] = link
-    return Us1Profile.model_validate(data)
+    kind = data.get("kind")
+    model = PROFILE_KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        allowed = ", ".join(sorted(PROFILE_KINDS))
+        raise ValueError(f"{path}: kind = {kind!r}: unknown device kind (allowed: {allowed})")
+    profile = model.model_validate(data)
+    assert isinstance(profile, AnyProfile)
+    return profile
 
 
-def load_room(path: Path) -> tuple[Room, dict[str, DeviceProfile]]:
+def load_room(path: Path) -> tuple[Room, dict[str, AnyProfile]]:
     """Read a room and every profile it names; raises ValidationError or OSError with the file."""
     room = Room.model_validate(read_toml(path))
     profiles = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +25,37 @@ class StimulationSettings(BaseModel):
     on_s: int = Field(default=0, ge=0, le=60)
     off_s: int = Field(default=0, ge=0, le=60)
     ramp_s: int = Field(default=2, ge=0, le=10)
+
+
+class ChannelSetup(BaseModel):
+    """What the console sets on one stimulation output: the waveform and the peak amplitude."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    waveform: StimulationSettings
+    amplitude_ma: float = Field(ge=0.0, le=100.0, description="peak mA, a multiple of 0.5")
+
+    @model_validator(mode="after")
+    def _half_milliamps(self) -> ChannelSetup:
+        if round(self.amplitude_ma * 2) != self.amplitude_ma * 2:
+            raise ValueError(f"amplitude {self.amplitude_ma} mA is not a multiple of 0.5 mA")
+        return self
+
+
+def rms_ma(waveform: StimulationSettings, amplitude_ma: float) -> float:
+    """The rms current of a peak amplitude, by the console's conventions per mode.
+
+    CLINICAL-REFERENCE "Console conventions for rms current": SYM and HVPC I*sqrt(2*pw*f),
+    ASYM I*sqrt(pw*f), RUSS I/sqrt(2)*sqrt(0.5), IFC I/sqrt(2); the on phase of a cycle counts.
+    """
+    pw_s, f = waveform.pw_us / 1e6, float(waveform.freq_hz)
+    if waveform.mode in ("SYM", "HVPC"):
+        return amplitude_ma * math.sqrt(2.0 * pw_s * f)
+    if waveform.mode == "ASYM":
+        return amplitude_ma * math.sqrt(pw_s * f)
+    if waveform.mode == "RUSS":
+        return amplitude_ma / math.sqrt(2.0) * math.sqrt(0.5)
+    return amplitude_ma / math.sqrt(2.0)  # IFC, per circuit
 
 
 class SerialLink(BaseModel):

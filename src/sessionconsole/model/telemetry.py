@@ -43,3 +43,30 @@ class UltrasoundReading:
     def running(self) -> bool:
         """True when the unit is armed: output on, paused or suspended for contact."""
         return self.output_active or self.state in ULTRASOUND_RUNNING_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class OutputReading:
+    """One output of a multi-output unit (an ES-2 channel, a CX-3 output) in the kernel's terms.
+
+    The US-1 keeps its richer `UltrasoundReading`; both offer what the safety kernel judges
+    (received time, state, running, fault, patient stop, boot count, head temperature).
+    `level_*` is the output's own quantity: W/cm² for ultrasound, peak mA for stimulation.
+    """
+
+    received_mono_s: float
+    modality: str  # "ultrasound" | "stimulation"
+    state: str
+    running: bool
+    output_active: bool
+    fault: str | None
+    patient_stop_pressed: bool
+    boot_count: int
+    level_setpoint: float | None
+    level_measured: float
+    head_temperature_c: float | None = None
+    head_connected: bool = True
+    coupling_pct: int | None = None
+    impedance_ohm: float | None = None
+    remaining_s: int | None = None
+    energy_j: int | None = None

@@ -13,6 +13,8 @@ from sessionconsole.model.mqtt_map import GenericMqttProfile, MappingProblem
 from sessionconsole.model.profile import Us1Profile
 from sessionconsole.model.stimulation import Es2Profile
 
+AnyProfile = Us1Profile | ModbusGenericProfile | Es2Profile | Cx3Profile | GenericMqttProfile
+
 PROFILE_KINDS: dict[str, type[BaseModel]] = {
     "us1": Us1Profile,
     "es2": Es2Profile,

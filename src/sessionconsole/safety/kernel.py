@@ -7,10 +7,11 @@ refuses starts until the operator has acknowledged it and its cause is gone.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
-from sessionconsole.model.telemetry import UltrasoundReading
+from sessionconsole.model.settings import UltrasoundSettings
+from sessionconsole.model.stimulation import ChannelSetup, rms_ma
 from sessionconsole.safety import rules
 from sessionconsole.safety.rules import Action as RuleAction
 from sessionconsole.safety.rules import ClearPolicy, Rule
@@ -22,10 +23,13 @@ from sessionconsole.safety.types import (
     AlarmChanged,
     Command,
     Configure,
+    DeviceLimits,
     DeviceState,
     Inputs,
+    JudgedReading,
     KernelState,
     Refused,
+    SendAmplitude,
     SendConfigure,
     SendHeartbeat,
     SendIntensity,
@@ -144,6 +148,19 @@ def step(state: KernelState, inputs: Inputs, now: float) -> tuple[KernelState, l
     return tick.result()
 
 
+def held_devices(state: KernelState) -> set[str]:
+    """Devices (outputs) an active stopping alarm holds: no heartbeats, no starts for them."""
+    held: set[str] = set()
+    for alarm in state.alarms:
+        if not alarm.active:
+            continue
+        if alarm.rule.action is RuleAction.STOP_ALL:
+            held.update(state.devices)
+        elif alarm.rule.action is RuleAction.STOP_DEVICE and alarm.device is not None:
+            held.add(alarm.device)
+    return held
+
+
 def raise_found_running(
     state: KernelState, device: str, now: float
 ) -> tuple[KernelState, list[Action]]:
@@ -158,14 +175,14 @@ def raise_found_running(
 # ---- readings -> conditions -> alarms ----
 
 
-def _output_may_be_on(tick: _Tick, device: str, reading: UltrasoundReading | None) -> bool:
+def _output_may_be_on(tick: _Tick, device: str, reading: JudgedReading | None) -> bool:
     """Running by telemetry, or a start was sent that telemetry has not yet ruled out."""
     if reading is not None and reading.running:
         return True
     return tick.devices[device].start_sent_s is not None
 
 
-def _fresh(tick: _Tick, device: str, reading: UltrasoundReading | None) -> bool:
+def _fresh(tick: _Tick, device: str, reading: JudgedReading | None) -> bool:
     """Telemetry recent enough to judge the device by."""
     return (
         reading is not None
@@ -173,7 +190,7 @@ def _fresh(tick: _Tick, device: str, reading: UltrasoundReading | None) -> bool:
     )
 
 
-def _conditions(tick: _Tick, device: str, reading: UltrasoundReading | None) -> list[Condition]:
+def _conditions(tick: _Tick, device: str, reading: JudgedReading | None) -> list[Condition]:
     limits = tick.limits[device]
     age = None if reading is None else tick.now - reading.received_mono_s
     conditions: list[Condition] = []
@@ -200,29 +217,7 @@ def _conditions(tick: _Tick, device: str, reading: UltrasoundReading | None) -> 
                 device_latched=fault == "PATIENT_STOP",
             )
         )
-    hot = reading.head_temperature_c >= limits.head_temp_trip_c
-    if hot or fault == "OVERTEMP":
-        conditions.append(
-            Condition(
-                rules.HEAD_OVERTEMP,
-                f"{device}: head temperature {reading.head_temperature_c:.1f} °C "
-                f"(trip at {limits.head_temp_trip_c:.1f} °C)",
-                physical=hot,
-                device_latched=fault == "OVERTEMP",
-            )
-        )
-    warm_limit = limits.head_temp_warning_c
-    if tick.find_active(rules.HEAD_TEMP_WARNING, device) is not None:
-        warm_limit -= TEMP_WARNING_HYSTERESIS_C
-    if reading.head_temperature_c >= warm_limit:
-        conditions.append(
-            Condition(
-                rules.HEAD_TEMP_WARNING,
-                f"{device}: head temperature {reading.head_temperature_c:.1f} °C "
-                f"(warning at {limits.head_temp_warning_c:.1f} °C)",
-                physical=True,
-            )
-        )
+    conditions.extend(_head_conditions(tick, device, reading, limits))
     if fault is not None and fault not in ("PATIENT_STOP", "OVERTEMP"):
         unplugged = fault == "HEAD_DISCONNECTED" and not reading.head_connected
         conditions.append(
@@ -258,7 +253,53 @@ def _conditions(tick: _Tick, device: str, reading: UltrasoundReading | None) -> 
     return conditions
 
 
-def _judge_device(tick: _Tick, device: str, reading: UltrasoundReading | None) -> None:
+def _head_conditions(
+    tick: _Tick, device: str, reading: JudgedReading, limits: DeviceLimits
+) -> list[Condition]:
+    """Head over-temperature and the warning before it (outputs with an ultrasound head)."""
+    temp, trip, warning = (
+        reading.head_temperature_c,
+        limits.head_temp_trip_c,
+        limits.head_temp_warning_c,
+    )
+    fault = reading.fault
+    if temp is None or trip is None or warning is None:
+        if fault == "OVERTEMP":  # a unit that reports the fault without a temperature
+            return [
+                Condition(
+                    rules.HEAD_OVERTEMP,
+                    f"{device}: device reports head over-temperature",
+                    physical=False,
+                    device_latched=True,
+                )
+            ]
+        return []
+    conditions = []
+    hot = temp >= trip
+    if hot or fault == "OVERTEMP":
+        conditions.append(
+            Condition(
+                rules.HEAD_OVERTEMP,
+                f"{device}: head temperature {temp:.1f} °C (trip at {trip:.1f} °C)",
+                physical=hot,
+                device_latched=fault == "OVERTEMP",
+            )
+        )
+    warm_limit = warning
+    if tick.find_active(rules.HEAD_TEMP_WARNING, device) is not None:
+        warm_limit -= TEMP_WARNING_HYSTERESIS_C
+    if temp >= warm_limit:
+        conditions.append(
+            Condition(
+                rules.HEAD_TEMP_WARNING,
+                f"{device}: head temperature {temp:.1f} °C (warning at {warning:.1f} °C)",
+                physical=True,
+            )
+        )
+    return conditions
+
+
+def _judge_device(tick: _Tick, device: str, reading: JudgedReading | None) -> None:
     dev = tick.devices[device]
     fresh = _fresh(tick, device, reading)
     if reading is not None and dev.start_sent_s is not None:
@@ -374,61 +415,93 @@ def _acknowledge(tick: _Tick, rid: int, alarm_id: int | None, operator: str) -> 
         tick.actions.append(Accepted(rid))
 
 
-def _configure(tick: _Tick, command: Configure, reading: UltrasoundReading | None) -> None:
+def _configure(tick: _Tick, command: Configure, reading: JudgedReading | None) -> None:
     rid, device, settings = command.request_id, command.device, command.settings
     if device not in tick.devices:
         tick.actions.append(Refused(rid, device, "UNKNOWN_DEVICE", f"no device '{device}'"))
         return
     limits = tick.limits[device]
-    if settings.intensity_w_cm2 > limits.max_intensity.value:
-        tick.actions.append(
-            Refused(
-                rid,
-                device,
-                rules.SETPOINT_LIMIT.id,
-                f"intensity {settings.intensity_w_cm2:.2f} W/cm² is above "
-                f"{limits.max_intensity.value:.2f} W/cm² ({limits.max_intensity.source})",
-            )
-        )
-        return
-    if settings.time_s > limits.max_time.value:
-        tick.actions.append(
-            Refused(
-                rid,
-                device,
-                rules.SETPOINT_LIMIT.id,
-                f"treatment time {settings.time_s} s is above "
-                f"{limits.max_time.value:.0f} s ({limits.max_time.source})",
-            )
-        )
+    if isinstance(settings, UltrasoundSettings):
+        problem = _ultrasound_problem(settings, limits)
+    else:
+        problem = _stimulation_problem(settings, limits)
+    if problem is not None:
+        rule_id, reason = problem
+        tick.actions.append(Refused(rid, device, rule_id, f"{device}: {reason}"))
         return
     dev = tick.devices[device]
-    running = _output_may_be_on(tick, device, reading)
-    if running:
-        old = dev.settings
-        same_but_intensity = (
-            old is not None
-            and old.model_copy(update={"intensity_w_cm2": settings.intensity_w_cm2}) == settings
-        )
-        if not same_but_intensity:
+    if _output_may_be_on(tick, device, reading):
+        level_only = _only_level_changes(dev.settings, settings)
+        if level_only is None:
+            what = "intensity" if isinstance(settings, UltrasoundSettings) else "amplitude"
             tick.actions.append(
                 Refused(
                     rid,
                     device,
                     "STATE",
-                    f"{device} is running: only intensity may change; stop it to change "
-                    "frequency, duty or time",
+                    f"{device} is running: only {what} may change; stop it to change the rest",
                 )
             )
             return
-        tick.actions.append(SendIntensity(device, settings.intensity_w_cm2))
+        tick.actions.append(level_only(device))
     else:
         tick.actions.append(SendConfigure(device, settings))
     tick.devices[device] = replace(dev, settings=settings)
     tick.actions.append(Accepted(rid))
 
 
-def _start(tick: _Tick, command: Start, reading: UltrasoundReading | None) -> None:
+def _ultrasound_problem(
+    settings: UltrasoundSettings, limits: DeviceLimits
+) -> tuple[str, str] | None:
+    """Why ultrasound settings may not be sent to this output (rule id, reason), if at all."""
+    if limits.max_intensity is None or limits.max_time is None:
+        return "WRONG_MODALITY", f"is a {limits.modality} output, not an ultrasound one"
+    if settings.intensity_w_cm2 > limits.max_intensity.value:
+        return rules.SETPOINT_LIMIT.id, (
+            f"intensity {settings.intensity_w_cm2:.2f} W/cm² is above "
+            f"{limits.max_intensity.value:.2f} W/cm² ({limits.max_intensity.source})"
+        )
+    if settings.time_s > limits.max_time.value:
+        return rules.SETPOINT_LIMIT.id, (
+            f"treatment time {settings.time_s} s is above "
+            f"{limits.max_time.value:.0f} s ({limits.max_time.source})"
+        )
+    return None
+
+
+def _stimulation_problem(setup: ChannelSetup, limits: DeviceLimits) -> tuple[str, str] | None:
+    """Why a stimulation setup may not be sent (peak and rms caps), if at all."""
+    if limits.max_amplitude is None or limits.max_rms is None:
+        return "WRONG_MODALITY", f"is a {limits.modality} output, not a stimulation one"
+    if setup.amplitude_ma > limits.max_amplitude.value:
+        return rules.SETPOINT_LIMIT.id, (
+            f"amplitude {setup.amplitude_ma:.1f} mA peak is above "
+            f"{limits.max_amplitude.value:.1f} mA ({limits.max_amplitude.source})"
+        )
+    rms = rms_ma(setup.waveform, setup.amplitude_ma)
+    if rms > limits.max_rms.value:
+        return rules.SETPOINT_LIMIT.id, (
+            f"{setup.amplitude_ma:.1f} mA peak in {setup.waveform.mode} at "
+            f"{setup.waveform.freq_hz} Hz, {setup.waveform.pw_us} us is {rms:.1f} mA rms, above "
+            f"{limits.max_rms.value:.1f} mA rms ({limits.max_rms.source})"
+        )
+    return None
+
+
+def _only_level_changes(
+    old: UltrasoundSettings | ChannelSetup | None, new: UltrasoundSettings | ChannelSetup
+) -> Callable[[str], Action] | None:
+    """If `new` differs from `old` in the output level alone, the action that sends it."""
+    if isinstance(old, UltrasoundSettings) and isinstance(new, UltrasoundSettings):
+        same = old.model_copy(update={"intensity_w_cm2": new.intensity_w_cm2}) == new
+        return (lambda device: SendIntensity(device, new.intensity_w_cm2)) if same else None
+    if isinstance(old, ChannelSetup) and isinstance(new, ChannelSetup):
+        same = old.waveform == new.waveform
+        return (lambda device: SendAmplitude(device, new.amplitude_ma)) if same else None
+    return None
+
+
+def _start(tick: _Tick, command: Start, reading: JudgedReading | None) -> None:
     rid, device = command.request_id, command.device
     if device not in tick.devices:
         tick.actions.append(Refused(rid, device, "UNKNOWN_DEVICE", f"no device '{device}'"))
@@ -471,7 +544,7 @@ def _clear_alarms(tick: _Tick) -> None:
             tick.actions.append(AlarmChanged(cleared, "cleared"))
 
 
-def _supervise_device(tick: _Tick, device: str, reading: UltrasoundReading | None) -> None:
+def _supervise_device(tick: _Tick, device: str, reading: JudgedReading | None) -> None:
     dev = tick.devices[device]
     limits = tick.limits[device]
     trips = tick.trips_on(device)
@@ -496,7 +569,7 @@ def _supervise_device(tick: _Tick, device: str, reading: UltrasoundReading | Non
 
 
 def _maybe_reset(
-    tick: _Tick, device: str, reading: UltrasoundReading | None, trips: list[Alarm]
+    tick: _Tick, device: str, reading: JudgedReading | None, trips: list[Alarm]
 ) -> None:
     """Reset the device's own fault latch once every alarm on it is acknowledged and gone."""
     if reading is None or reading.fault is None or reading.running:

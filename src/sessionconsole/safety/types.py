@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sessionconsole.model.limits import ClinicalLimits
 from sessionconsole.model.profile import DeviceProfile
 from sessionconsole.model.settings import UltrasoundSettings
-from sessionconsole.model.telemetry import UltrasoundReading
+from sessionconsole.model.stimulation import ChannelSetup
+from sessionconsole.model.telemetry import OutputReading, UltrasoundReading
 from sessionconsole.safety.rules import Priority, Rule
 
 
@@ -20,40 +22,113 @@ class Limit:
     source: str
 
 
+class JudgedReading(Protocol):
+    """What the kernel reads of an output's telemetry, whatever the unit.
+
+    `UltrasoundReading` (US-1) and `OutputReading` (ES-2 channel, CX-3 output) both offer it.
+    `head_temperature_c` is None for outputs without an ultrasound head.
+    """
+
+    @property
+    def received_mono_s(self) -> float: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def running(self) -> bool: ...
+    @property
+    def fault(self) -> str | None: ...
+    @property
+    def patient_stop_pressed(self) -> bool: ...
+    @property
+    def boot_count(self) -> int: ...
+    @property
+    def head_temperature_c(self) -> float | None: ...
+    @property
+    def head_connected(self) -> bool: ...
+
+
+Reading = UltrasoundReading | OutputReading
+OutputSettings = UltrasoundSettings | ChannelSetup
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceLimits:
-    """Everything the kernel needs to judge one ultrasound device."""
+    """Everything the kernel needs to judge one output.
 
-    max_intensity: Limit
-    max_time: Limit
-    head_temp_warning_c: float
-    head_temp_trip_c: float
+    An ultrasound output has intensity, time and head-temperature limits; a stimulation
+    output has amplitude (peak, from the profile) and rms-current (clinical) limits. The
+    `modality` says which set applies; the others are None.
+    """
+
     stale_limit_s: float
     heartbeat_interval_s: float
+    max_intensity: Limit | None = None
+    max_time: Limit | None = None
+    head_temp_warning_c: float | None = None
+    head_temp_trip_c: float | None = None
+    max_amplitude: Limit | None = None
+    max_rms: Limit | None = None
+    modality: str = "ultrasound"
     stop_resend_interval_s: float = 0.1
     stop_confirm_s: float = 0.3  # telemetry must show the output off this soon after a stop
 
 
-def device_limits(profile: DeviceProfile, clinical: ClinicalLimits) -> DeviceLimits:
-    """The tighter of profile and clinical caps, each with its source."""
+def ultrasound_limits(
+    profile_name: str,
+    max_intensity_w_cm2: float,
+    max_time_s: int,
+    stale_limit_s: float,
+    heartbeat_interval_s: float,
+    clinical: ClinicalLimits,
+) -> DeviceLimits:
+    """An ultrasound output: the tighter of profile and clinical caps, each with its source."""
     us = clinical.ultrasound
     intensity = min(
         Limit(us.max_intensity_w_cm2, "clinical limit ultrasound.max_intensity_w_cm2"),
-        Limit(profile.limits.max_intensity_w_cm2, f"profile '{profile.name}' max_intensity_w_cm2"),
+        Limit(max_intensity_w_cm2, f"profile '{profile_name}' max_intensity_w_cm2"),
         key=lambda lim: lim.value,
     )
     time = min(
         Limit(us.max_time_s, "clinical limit ultrasound.max_time_s"),
-        Limit(profile.limits.max_time_s, f"profile '{profile.name}' max_time_s"),
+        Limit(max_time_s, f"profile '{profile_name}' max_time_s"),
         key=lambda lim: lim.value,
     )
     return DeviceLimits(
+        stale_limit_s=stale_limit_s,
+        heartbeat_interval_s=heartbeat_interval_s,
         max_intensity=intensity,
         max_time=time,
         head_temp_warning_c=us.head_temp_warning_c,
         head_temp_trip_c=us.head_temp_trip_c,
-        stale_limit_s=profile.link.stale_limit_s,
-        heartbeat_interval_s=profile.heartbeat_interval_ms / 1000.0,
+    )
+
+
+def stimulation_limits(
+    profile_name: str,
+    max_amplitude_ma: float,
+    stale_limit_s: float,
+    heartbeat_interval_s: float,
+    clinical: ClinicalLimits,
+) -> DeviceLimits:
+    """A stimulation output: the profile's peak cap and the clinical rms cap."""
+    return DeviceLimits(
+        stale_limit_s=stale_limit_s,
+        heartbeat_interval_s=heartbeat_interval_s,
+        max_amplitude=Limit(max_amplitude_ma, f"profile '{profile_name}' max_amplitude_ma"),
+        max_rms=Limit(clinical.stimulation.max_rms_ma, "clinical limit stimulation.max_rms_ma"),
+        modality="stimulation",
+    )
+
+
+def device_limits(profile: DeviceProfile, clinical: ClinicalLimits) -> DeviceLimits:
+    """Limits of a single-output ultrasound unit (the US-1 and Modbus units like it)."""
+    return ultrasound_limits(
+        profile.name,
+        profile.limits.max_intensity_w_cm2,
+        profile.limits.max_time_s,
+        profile.link.stale_limit_s,
+        profile.heartbeat_interval_ms / 1000.0,
+        clinical,
     )
 
 
@@ -66,7 +141,7 @@ class Configure:
 
     request_id: int
     device: str
-    settings: UltrasoundSettings
+    settings: OutputSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +192,10 @@ class SendStop:
 
 @dataclass(frozen=True, slots=True)
 class SendConfigure:
-    """Write the full settings block."""
+    """Write the full settings block (ultrasound settings, or waveform and amplitude)."""
 
     device: str
-    settings: UltrasoundSettings
+    settings: OutputSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +204,14 @@ class SendIntensity:
 
     device: str
     intensity_w_cm2: float
+
+
+@dataclass(frozen=True, slots=True)
+class SendAmplitude:
+    """Write a new peak amplitude to a running stimulation output (it ramps by itself)."""
+
+    device: str
+    amplitude_ma: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +289,7 @@ Action = (
     SendStop
     | SendConfigure
     | SendIntensity
+    | SendAmplitude
     | SendStart
     | SendResetFault
     | SendHeartbeat
@@ -222,7 +306,7 @@ Action = (
 class DeviceState:
     """What the kernel remembers of one device between ticks."""
 
-    settings: UltrasoundSettings | None = None
+    settings: OutputSettings | None = None
     commanded_on: bool = False  # the console started the output and has not stopped it since
     start_sent_s: float | None = None
     last_heartbeat_s: float | None = None
@@ -253,7 +337,7 @@ class KernelState:
 class Inputs:
     """One tick's inputs: newest reading per device (None if never read) and new commands."""
 
-    readings: Mapping[str, UltrasoundReading | None]
+    readings: Mapping[str, Reading | None]
     commands: tuple[Command, ...] = field(default=())
     # Seconds since the newest heartbeat of any API client; None disables the rule (pure
     # kernel tests that do not model clients).

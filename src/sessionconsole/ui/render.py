@@ -5,7 +5,12 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from sessionconsole.api.messages import AlarmSnapshot, Snapshot, UltrasoundSnapshot
+from sessionconsole.api.messages import (
+    AlarmSnapshot,
+    Snapshot,
+    StimulationSnapshot,
+    UltrasoundSnapshot,
+)
 
 PRIORITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 
@@ -42,7 +47,7 @@ def ultrasound_table(us: UltrasoundSnapshot) -> Table:
     return table
 
 
-def device_state_text(us: UltrasoundSnapshot) -> Text:
+def device_state_text(us: UltrasoundSnapshot | StimulationSnapshot) -> Text:
     """One line: output on/off in words (colour is never the only signal), state, link."""
     if not us.connected:
         return Text(

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
-from sessionconsole.api.messages import Snapshot
+from sessionconsole.api.messages import Snapshot, UltrasoundSnapshot
 from sessionconsole.model.vocabulary import Vocabulary
 from sessionconsole.ui.render import alarm_banner_text, device_state_text, ultrasound_table
 
@@ -119,7 +119,8 @@ class SessionScreen(Screen[None]):
         text, priority = alarm_banner_text(snapshot)
         self._banner.update(text)
         self._banner.set_classes(priority)
-        for device in snapshot.devices[:1]:
+        ultrasound = [d for d in snapshot.devices if isinstance(d, UltrasoundSnapshot)]
+        for device in ultrasound[:1]:
             self._us_state.update(device_state_text(device))
             self._us_values.update(ultrasound_table(device))
 
