@@ -21,9 +21,11 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 def write_csv_folder(view: SessionView, folder: Path) -> list[Path]:
     """Write the CSV files into folder (created if missing); return their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: list[Path] = []
     for stream in view.streams.values():
         path = folder / f"stream_{_file_part(stream.device)}.csv"
+        if path in written:  # two device ids that differ only in unsafe characters
+            path = path.with_name(f"{path.stem}_{len(written)}.csv")
         _write(path, _stream_header(stream), _stream_rows(view, stream))
         written.append(path)
     written.append(_write(folder / "techniques.csv", _TECHNIQUE_HEADER, _technique_rows(view)))
