@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import xml.etree.ElementTree as ET
@@ -14,23 +13,14 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from sessionconsole.record.chain import entry_hash
-from sessionconsole.record.cli import add_parser
 from sessionconsole.record.clinical_codes import CPT_SYSTEM, LOINC_SYSTEM, SNOMED_SYSTEM
 from sessionconsole.record.store import SessionStore
 from tests.record.export_support import NAME, PSEUDONYM, close_interrupted, write_session
+from tests.record.test_records_cli import run
 
 # R4 value sets the models do not check (fhir.resources validates structure, not codes).
 PROCEDURE_STATUS = {"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed"}
 ENCOUNTER_STATUS = {"planned", "arrived", "in-progress", "finished", "cancelled", "unknown"}
-
-
-def run(*argv: str) -> int:
-    """Run the records CLI as the real entry point builds it."""
-    parser = argparse.ArgumentParser(prog="sessionconsole")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
 
 
 @pytest.fixture(scope="module")
