@@ -1,4 +1,4 @@
-"""`records` sub-commands: list sessions, show one session's entries, verify the hash chains."""
+"""`records` sub-commands: list, show and verify sessions; export one (see export_cli.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 from sessionconsole.record.chain import canonical_json
+from sessionconsole.record.export_cli import add_export_parser
 from sessionconsole.record.store import SessionStore, StoreError, VerifyFailure
 
 EXIT_OK = 0
@@ -19,7 +20,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `records` (list, show, verify) to a CLI's sub-commands."""
+    """Add `records` (list, show, verify, export) to a CLI's sub-commands."""
     records = subparsers.add_parser("records", help="inspect and verify session records")
     commands = records.add_subparsers(dest="records_command", required=True, metavar="COMMAND")
 
@@ -39,6 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     _add_db_option(verify)
     verify.set_defaults(func=cmd_verify)
+
+    add_export_parser(commands)
 
 
 def _add_db_option(parser: argparse.ArgumentParser) -> None:
