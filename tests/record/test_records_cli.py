@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from sessionconsole.record.cli import add_parser
+from sessionconsole.record.signing import RecordKey
 from sessionconsole.record.store import SessionStore
+from tests.record.keys import installed_key
 
 T0 = 1_000_000_000
 WALL = "2026-11-03T10:00:00+00:00"
@@ -30,7 +32,7 @@ def run(*argv: str) -> int:
 def db(tmp_path: Path) -> tuple[Path, str, str]:
     """A record with one completed session (4 entries) and, last, one open session (2)."""
     path = tmp_path / "record.db"
-    with SessionStore(path) as store:
+    with SessionStore(path, key=installed_key()) as store:
         done = store.open_session({"therapist": "T-01"}, T0, WALL)
         store.append(done, "technique", {"name": "trigger point", "region": "neck"}, T0 + 1, WALL)
         store.append(done, "pain_score", {"score": 3}, T0 + 2, WALL)
@@ -99,9 +101,14 @@ def test_show_unknown_session_is_a_clear_error(
 def test_verify_ok(db: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]) -> None:
     path, done, _ = db
     assert run("records", "verify", "--db", str(path)) == 0
-    assert capsys.readouterr().out == "OK: 2 sessions, 6 entries verified\n"
+    key_id = installed_key().key_id
+    assert (
+        capsys.readouterr().out == f"OK: 2 sessions, 6 entries verified, signed by key {key_id}\n"
+    )
     assert run("records", "verify", "--db", str(path), done) == 0
-    assert capsys.readouterr().out == "OK: 1 sessions, 4 entries verified\n"
+    assert (
+        capsys.readouterr().out == f"OK: 1 sessions, 4 entries verified, signed by key {key_id}\n"
+    )
 
 
 def test_verify_names_the_edited_entry(
@@ -122,7 +129,7 @@ def test_verify_names_the_edited_entry(
 
 
 def test_a_missing_database_is_exit_2_and_is_not_created(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, key: RecordKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "nowhere.db"
     for command in (["list"], ["show", "last"], ["verify"]):
@@ -132,7 +139,7 @@ def test_a_missing_database_is_exit_2_and_is_not_created(
 
 
 def test_a_file_that_is_not_a_record_is_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, key: RecordKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
     junk = tmp_path / "junk.db"
     junk.write_text("hello " * 1000)
@@ -141,14 +148,14 @@ def test_a_file_that_is_not_a_record_is_exit_2(
 
 
 def test_an_empty_record_lists_nothing_and_verifies(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, key: RecordKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "empty.db"
     SessionStore(path).close()
     assert run("records", "list", "--db", str(path)) == 0
     assert capsys.readouterr().out == "no sessions recorded\n"
     assert run("records", "verify", "--db", str(path)) == 0
-    assert capsys.readouterr().out == "OK: 0 sessions, 0 entries verified\n"
+    assert capsys.readouterr().out.startswith("OK: 0 sessions, 0 entries verified, signed by")
     assert run("records", "show", "last", "--db", str(path)) == 2
     assert "holds no sessions" in capsys.readouterr().err
 

@@ -45,6 +45,7 @@ from sessionconsole.model.profile import DeviceProfile
 from sessionconsole.model.telemetry import UltrasoundReading
 from sessionconsole.model.vocabulary import Vocabulary
 from sessionconsole.record.recorder import Recorder
+from sessionconsole.record.signing import RecordKey
 from sessionconsole.safety import kernel
 from sessionconsole.safety import types as k
 
@@ -84,6 +85,7 @@ class ControllerConfig:
     db_path: Path
     socket_path: Path
     period_s: float = 0.01
+    record_key: RecordKey | None = None  # None: the installation key (created on first use)
 
 
 class Controller:
@@ -98,7 +100,7 @@ class Controller:
         }
         limits = {n: k.device_limits(p, config.clinical) for n, p in config.profiles.items()}
         self.state = k.initial_state(limits)
-        self.recorder = Recorder(config.db_path)
+        self.recorder = Recorder(config.db_path, key=config.record_key)
         self.server = ApiServer(config.socket_path, self._on_request)
         self.ticker = Ticker(config.period_s, self._tick, clock=clock)
         self.session_id = ""

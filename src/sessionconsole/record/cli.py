@@ -7,13 +7,22 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
+from sessionconsole.model.paths import record_key_path
 from sessionconsole.record.chain import canonical_json
-from sessionconsole.record.store import SessionStore, StoreError, VerifyFailure
+from sessionconsole.record.signing import RecordKeyError, load_key
+from sessionconsole.record.store import (
+    SessionStore,
+    StoreError,
+    UnsignedEntries,
+    VerifyFailure,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_UNSIGNED = 3  # nothing failed, but some entries carry no signature (schema-1 records)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -33,11 +42,23 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _add_db_option(show)
     show.set_defaults(func=cmd_show)
 
-    verify = commands.add_parser("verify", help="recompute every hash and link")
+    verify = commands.add_parser(
+        "verify",
+        help="recompute every hash, link and signature",
+        description="Exit 0: all verified and signed; 1: an entry fails (named); 2: cannot "
+        "check (no database, no key); 3: nothing fails but some entries are unsigned.",
+    )
     verify.add_argument(
         "session", metavar="SESSION", nargs="?", help="only this session (id, prefix or 'last')"
     )
     _add_db_option(verify)
+    verify.add_argument(
+        "--key",
+        metavar="PATH",
+        default=None,
+        help="installation key file (default: $SESSIONCONSOLE_RECORD_KEY or "
+        "~/.config/sessionconsole/record.key)",
+    )
     verify.set_defaults(func=cmd_verify)
 
 
@@ -53,8 +74,11 @@ def _error(message: str) -> int:
 
 
 def _open_store(args: argparse.Namespace) -> SessionStore:
-    """Open an existing record database; never creates one."""
-    return SessionStore(args.db, create=False)
+    """Open an existing record database; never creates one (nor the key, which verify needs)."""
+    key = None
+    if args.records_command == "verify":
+        key = load_key(Path(args.key) if args.key else record_key_path())
+    return SessionStore(args.db, create=False, key=key)
 
 
 def _guarded(handler: Callable[[argparse.Namespace, SessionStore], int]) -> Handler:
@@ -66,7 +90,7 @@ def _guarded(handler: Callable[[argparse.Namespace, SessionStore], int]) -> Hand
                 return handler(args, store)
         except FileNotFoundError:
             return _error(f"no record database at {args.db}")
-        except (StoreError, sqlite3.DatabaseError) as exc:
+        except (StoreError, RecordKeyError, sqlite3.DatabaseError) as exc:
             return _error(str(exc))
 
     run.__doc__ = handler.__doc__
@@ -104,18 +128,33 @@ def _verify(args: argparse.Namespace, store: SessionStore) -> int:
     """Verify one or all sessions; exit 1 naming each first bad entry."""
     session_id = None if args.session is None else store.resolve_session(args.session)
     report = store.verify(session_id)
-    if report.ok:
-        print(f"OK: {report.sessions_checked} sessions, {report.entries_checked} entries verified")
-        return EXIT_OK
     for failure in report.failures:
         print(_failure_line(failure))
-    return EXIT_FAILED
+    for unsigned in report.unsigned:
+        print(_unsigned_line(unsigned))
+    if not report.ok:
+        return EXIT_FAILED
+    counts = f"{report.sessions_checked} sessions, {report.entries_checked} entries"
+    if report.unsigned:
+        print(f"NOT PROVEN: {counts} checked; the chains link but unsigned entries remain")
+        return EXIT_UNSIGNED
+    print(f"OK: {counts} verified, signed by key {report.key_id}")
+    return EXIT_OK
 
 
 def _failure_line(failure: VerifyFailure) -> str:
     """One FAILED line naming the session, entry, kind and why."""
     kind = failure.kind or "missing"
     return f"FAILED: session {failure.session_id} entry {failure.seq} ({kind}): {failure.reason}"
+
+
+def _unsigned_line(unsigned: UnsignedEntries) -> str:
+    """One UNSIGNED line: which entries carry no signature and what that means."""
+    return (
+        f"UNSIGNED: session {unsigned.session_id} entries {unsigned.first_seq}-"
+        f"{unsigned.last_seq} ({unsigned.count}) were written before records were signed "
+        "(schema 1): their hashes link, but an edit with recomputed hashes cannot be ruled out"
+    )
 
 
 cmd_list: Handler = _guarded(_list)
