@@ -1,4 +1,4 @@
-"""`records` sub-commands: list sessions, show one session's entries, verify the hash chains."""
+"""`records` sub-commands: list sessions, show one session's entries, bill it, verify chains."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sessionconsole.model.paths import record_key_path
+from sessionconsole.record.billable import bill_entries
 from sessionconsole.record.chain import canonical_json
 from sessionconsole.record.signing import RecordKeyError, load_key
 from sessionconsole.record.store import (
@@ -41,6 +42,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     show.add_argument("--json", action="store_true", help="print a JSON array of entries")
     _add_db_option(show)
     show.set_defaults(func=cmd_show)
+
+    billing = commands.add_parser(
+        "bill", help="minutes and units per CPT code (8-minute rule) for one session"
+    )
+    billing.add_argument(
+        "session", metavar="SESSION", help="session id, unique id prefix, or 'last'"
+    )
+    _add_db_option(billing)
+    billing.set_defaults(func=cmd_bill)
 
     verify = commands.add_parser(
         "verify",
@@ -157,6 +167,22 @@ def _unsigned_line(unsigned: UnsignedEntries) -> str:
     )
 
 
+def _bill(args: argparse.Namespace, store: SessionStore) -> int:
+    """Print minutes and units per code, the totals and the notes (overlaps, choices)."""
+    session_id = store.resolve_session(args.session)
+    result = bill_entries(store.entries(session_id))
+    print(f"session {session_id}")
+    print(f"{'code':<8}{'minutes':>8}{'units':>7}")
+    for line in result.lines:
+        timed = "" if line.timed else "  untimed"
+        print(f"{line.code:<8}{line.minutes:>8}{line.units:>7}{timed}")
+    print(f"timed: {result.timed_minutes} minutes, {result.timed_units} units")
+    for note in result.notes:
+        print(f"note: {note}")
+    return EXIT_OK
+
+
 cmd_list: Handler = _guarded(_list)
 cmd_show: Handler = _guarded(_show)
 cmd_verify: Handler = _guarded(_verify)
+cmd_bill: Handler = _guarded(_bill)
