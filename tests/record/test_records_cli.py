@@ -49,8 +49,8 @@ def test_list_prints_one_line_per_session(
     assert run("records", "list", "--db", str(path)) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
-        f"{done}  {WALL}  {END}  completed  4 entries",
-        f"{open_}  {END}  -  open  2 entries",
+        f"{done}  {WALL}  {END}  completed  4 entries  T-01  -",
+        f"{open_}  {END}  -  open  2 entries  T-02  -",
     ]
 
 
@@ -164,3 +164,87 @@ def test_db_is_required() -> None:
     with pytest.raises(SystemExit) as exit_:
         run("records", "list")
     assert exit_.value.code == 2
+
+
+@pytest.fixture
+def clinic(tmp_path: Path) -> tuple[Path, list[str]]:
+    """Four sessions over three days, two therapists, two patients (and one without either)."""
+    path = tmp_path / "clinic.db"
+    starts = [
+        ("2026-11-02T23:59:59+00:00", {"therapist": "T-01", "patient_pseudonym": "P-0042"}),
+        ("2026-11-03T00:00:00+00:00", {"therapist": "T-02", "patient_pseudonym": "P-0042"}),
+        ("2026-11-03T16:30:00+00:00", {"therapist": "T-01", "patient_pseudonym": "P-0077"}),
+        ("2026-11-04T09:00:00+00:00", {"room": "Room 2"}),
+    ]
+    with SessionStore(path, key=installed_key()) as store:
+        ids = [store.open_session(meta, T0 + i, wall) for i, (wall, meta) in enumerate(starts)]
+    return path, ids
+
+
+def listed(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """Session ids printed by `records list`."""
+    return [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+
+
+def test_list_filters_by_day_therapist_and_patient(
+    clinic: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, (a, b, c, d) = clinic
+    db = ["--db", str(path)]
+    assert run("records", "list", *db, "--since", "2026-11-03") == 0
+    assert listed(capsys) == [b, c, d]
+    assert run("records", "list", *db, "--until", "2026-11-03") == 0
+    assert listed(capsys) == [a, b, c]
+    assert run("records", "list", *db, "--since", "2026-11-03", "--until", "2026-11-03") == 0
+    assert listed(capsys) == [b, c]
+    assert run("records", "list", *db, "--therapist", "T-01") == 0
+    assert listed(capsys) == [a, c]
+    assert run("records", "list", *db, "--patient", "P-0042", "--therapist", "T-02") == 0
+    assert listed(capsys) == [b]
+    assert run("records", "list", *db, "--patient", "P-9999") == 0
+    assert capsys.readouterr().out == "no sessions match the filters\n"
+
+
+def test_show_last_with_filters_is_the_last_match(
+    clinic: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, (a, b, c, _) = clinic
+    assert run("records", "show", "last", "--db", str(path), "--patient", "P-0042", "--json") == 0
+    assert json.loads(capsys.readouterr().out)[0]["session_id"] == b
+    assert run("records", "show", a, "--db", str(path), "--therapist", "T-01") == 0
+    capsys.readouterr()
+    assert run("records", "show", c, "--db", str(path), "--therapist", "T-02") == 2
+    assert f"session {c} does not match the filters" in capsys.readouterr().err
+    assert run("records", "show", "last", "--db", str(path), "--patient", "nobody") == 2
+    assert "no session matches the filters" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--since", "2026-13-01", "--since '2026-13-01' is not a date: use YYYY-MM-DD (UTC)"),
+        ("--until", "yesterday", "--until 'yesterday' is not a date: use YYYY-MM-DD (UTC)"),
+        ("--since", "2026-11-03T10:00", "--since '2026-11-03T10:00' is not a date"),
+    ],
+)
+def test_bad_dates_are_clear_errors(
+    clinic: tuple[Path, list[str]],
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    value: str,
+    message: str,
+) -> None:
+    path, _ = clinic
+    for command in ("list", "show"):
+        extra = ["last"] if command == "show" else []
+        assert run("records", command, *extra, "--db", str(path), option, value) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_an_empty_date_range_is_refused(
+    clinic: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = clinic
+    argv = ["--since", "2026-11-04", "--until", "2026-11-03"]
+    assert run("records", "list", "--db", str(path), *argv) == 2
+    assert "--since 2026-11-04 is after --until 2026-11-03" in capsys.readouterr().err

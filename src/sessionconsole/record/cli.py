@@ -12,10 +12,13 @@ from pathlib import Path
 from sessionconsole.model.paths import record_key_path
 from sessionconsole.record.billable import bill_entries
 from sessionconsole.record.chain import canonical_json
+from sessionconsole.record.filters import FilterError, SessionFilter, parse_day, patient_of
 from sessionconsole.record.signing import RecordKeyError, load_key
 from sessionconsole.record.store import (
+    SessionInfo,
     SessionStore,
     StoreError,
+    UnknownSessionError,
     UnsignedEntries,
     VerifyFailure,
 )
@@ -35,12 +38,18 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     listing = commands.add_parser("list", help="one line per session")
     _add_db_option(listing)
+    _add_filter_options(listing)
     listing.set_defaults(func=cmd_list)
 
     show = commands.add_parser("show", help="the entries of one session")
-    show.add_argument("session", metavar="SESSION", help="session id, unique id prefix, or 'last'")
+    show.add_argument(
+        "session",
+        metavar="SESSION",
+        help="session id, unique id prefix, or 'last' (the last one matching the filters)",
+    )
     show.add_argument("--json", action="store_true", help="print a JSON array of entries")
     _add_db_option(show)
+    _add_filter_options(show)
     show.set_defaults(func=cmd_show)
 
     billing = commands.add_parser(
@@ -77,6 +86,33 @@ def _add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", required=True, metavar="PATH", help="session record database")
 
 
+def _add_filter_options(parser: argparse.ArgumentParser) -> None:
+    """--since/--until (UTC days, inclusive), --therapist, --patient (pseudonym)."""
+    parser.add_argument("--since", metavar="YYYY-MM-DD", help="started on or after this UTC day")
+    parser.add_argument("--until", metavar="YYYY-MM-DD", help="started on or before this UTC day")
+    parser.add_argument("--therapist", metavar="ID", help="session_start therapist, exactly")
+    parser.add_argument("--patient", metavar="PSEUDONYM", help="patient pseudonym, exactly")
+
+
+def _filter(args: argparse.Namespace) -> SessionFilter:
+    """The SessionFilter the options ask for (FilterError on a bad date or an empty range)."""
+    return SessionFilter(
+        since=parse_day(args.since, "--since"),
+        until=parse_day(args.until, "--until"),
+        therapist=args.therapist,
+        patient=args.patient,
+    )
+
+
+def _matching(store: SessionStore, wanted: SessionFilter) -> list[SessionInfo]:
+    """Sessions in opening order that the filter keeps."""
+    sessions = store.sessions()
+    if not wanted.active:
+        return sessions
+    meta = store.start_meta()
+    return [s for s in sessions if wanted.matches(s.started_wall, meta.get(s.session_id, {}))]
+
+
 def _error(message: str) -> int:
     """Print an error for the user and return the usage/environment exit code."""
     print(f"error: {message}", file=sys.stderr)
@@ -100,7 +136,7 @@ def _guarded(handler: Callable[[argparse.Namespace, SessionStore], int]) -> Hand
                 return handler(args, store)
         except FileNotFoundError:
             return _error(f"no record database at {args.db}")
-        except (StoreError, RecordKeyError, sqlite3.DatabaseError) as exc:
+        except (StoreError, RecordKeyError, FilterError, sqlite3.DatabaseError) as exc:
             return _error(str(exc))
 
     run.__doc__ = handler.__doc__
@@ -108,22 +144,43 @@ def _guarded(handler: Callable[[argparse.Namespace, SessionStore], int]) -> Hand
 
 
 def _list(args: argparse.Namespace, store: SessionStore) -> int:
-    """Print one line per session: id, start, end, status, entry count."""
-    sessions = store.sessions()
+    """Print one line per session: id, start, end, status, entries, therapist, patient."""
+    wanted = _filter(args)
+    sessions = _matching(store, wanted)
     if not sessions:
-        print("no sessions recorded")
+        print("no sessions match the filters" if wanted.active else "no sessions recorded")
+    meta = store.start_meta()
     for info in sessions:
         end = info.ended_wall or "-"
         status = info.exit_status or "open"
+        start = meta.get(info.session_id, {})
+        who = f"{start.get('therapist') or '-'}  {patient_of(start) or '-'}"
         print(
-            f"{info.session_id}  {info.started_wall}  {end}  {status}  {info.entry_count} entries"
+            f"{info.session_id}  {info.started_wall}  {end}  {status}  "
+            f"{info.entry_count} entries  {who}"
         )
     return EXIT_OK
 
 
+def _resolve(args: argparse.Namespace, store: SessionStore) -> str:
+    """SESSION as an id; with filters, 'last' is the last match and an id must match."""
+    wanted = _filter(args)
+    if not wanted.active:
+        return store.resolve_session(args.session)
+    matching = [s.session_id for s in _matching(store, wanted)]
+    if args.session == "last":
+        if not matching:
+            raise UnknownSessionError("no session matches the filters")
+        return matching[-1]
+    session_id = store.resolve_session(args.session)
+    if session_id not in matching:
+        raise UnknownSessionError(f"session {session_id} does not match the filters")
+    return session_id
+
+
 def _show(args: argparse.Namespace, store: SessionStore) -> int:
     """Print a session's entries, one per line, or as a JSON array with --json."""
-    entries = store.entries(store.resolve_session(args.session))
+    entries = store.entries(_resolve(args, store))
     if args.json:
         rows = [json.dumps(entry.as_dict(), ensure_ascii=False) for entry in entries]
         print("[\n" + ",\n".join(rows) + "\n]")

@@ -582,6 +582,17 @@ class SessionStore:
         ).fetchall()
         return [SessionInfo(*row) for row in rows]
 
+    def start_meta(self) -> dict[str, JsonDict]:
+        """Each session's session_start payload (who, patient pseudonym, plan…), by id."""
+        rows = self._conn.execute(
+            "SELECT session_id, payload FROM entries WHERE seq = 1 AND kind = ?", (SESSION_START,)
+        ).fetchall()
+        result: dict[str, JsonDict] = {}
+        for session_id, payload in rows:
+            meta = json.loads(payload)
+            result[str(session_id)] = meta if isinstance(meta, dict) else {}
+        return result
+
     def resolve_session(self, ref: str) -> str:
         """Turn a full id, a unique id prefix or `last` into a session id."""
         if ref == "last":
