@@ -43,3 +43,13 @@ async def client(controller: ControllerProcess) -> AsyncIterator[ControllerClien
         yield c
     finally:
         await c.close()
+
+
+@pytest.fixture(autouse=True)
+def _record_key_in_tmp(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test (and every process it starts) signs records with a throw-away key file,
+    never with the real installation key in ~/.config."""
+    key_dir = tmp_path_factory.mktemp("record-key")
+    monkeypatch.setenv("SESSIONCONSOLE_RECORD_KEY", str(key_dir / "record.key"))

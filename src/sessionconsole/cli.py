@@ -27,10 +27,12 @@ def _cmd_controller(args: argparse.Namespace) -> int:
         build_config,
         run_controller,
     )
+    from sessionconsole.record.signing import RecordKeyError
 
+    key = None if args.key is None else Path(args.key)
     try:
-        config = build_config(Path(args.room), Path(args.db), Path(args.socket))
-    except (OSError, ValidationError, ValueError) as exc:
+        config = build_config(Path(args.room), Path(args.db), Path(args.socket), key)
+    except (OSError, ValidationError, ValueError, RecordKeyError) as exc:
         print(f"sessionconsole controller: invalid configuration: {exc}", file=sys.stderr)
         return 2
     config = dataclasses.replace(config, period_s=1.0 / args.rate_hz)
@@ -98,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("--db", required=True, help="session database (SQLite)")
     ctl.add_argument("--socket", default=_default_socket(), help="local API socket path")
     ctl.add_argument("--rate-hz", type=float, default=100.0, help="core loop rate (default 100)")
+    ctl.add_argument(
+        "--key",
+        default=None,
+        metavar="PATH",
+        help="record-signing key file (default: $SESSIONCONSOLE_RECORD_KEY or "
+        "~/.config/sessionconsole/record.key, created on first use)",
+    )
     ctl.set_defaults(func=_cmd_controller)
 
     tui = sub.add_parser("tui", help="the therapist's terminal UI (a client of the controller)")

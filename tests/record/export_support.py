@@ -7,6 +7,7 @@ from typing import Any
 
 from sessionconsole.record.recorder import Recorder
 from sessionconsole.record.store import SessionStore, wall_after
+from tests.record.keys import installed_key
 
 T0 = 5_000_000_000
 WALL0 = "2026-11-03T10:00:00.000000+00:00"
@@ -123,5 +124,5 @@ def write_session(db: Path, *, seconds: int = 60, hz: int = 50, interrupted: boo
 
 def close_interrupted(db: Path) -> list[str]:
     """What the next controller start does: end unfinished sessions as interrupted."""
-    with SessionStore(db) as store:
+    with SessionStore(db, key=installed_key()) as store:
         return store.close_interrupted(*at(3600 * S))

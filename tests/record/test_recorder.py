@@ -26,6 +26,7 @@ from sessionconsole.record.store import (
     SessionStore,
     StoreError,
 )
+from tests.record.keys import installed_key
 
 T0 = 5_000_000_000
 WALL = "2026-11-03T10:00:00+00:00"
@@ -37,6 +38,9 @@ class FaultyStore(SessionStore):
 
     full = threading.Event()
     gate = threading.Event()  # cleared: writes wait until it is set
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, key=installed_key())
 
     @contextmanager
     def _write_transaction(self) -> Iterator[sqlite3.Connection]:
@@ -76,13 +80,13 @@ def recorder(db_path: Path) -> Iterator[Recorder]:
 
 def read_entries(db_path: Path, sid: str) -> list[Entry]:
     """Entries as another process would see them, through a connection of its own."""
-    with SessionStore(db_path, create=False) as store:
+    with SessionStore(db_path, create=False, key=installed_key()) as store:
         return store.entries(sid)
 
 
 def verified(db_path: Path) -> bool:
     """Whether the record verifies, checked through a connection of its own."""
-    with SessionStore(db_path, create=False) as store:
+    with SessionStore(db_path, create=False, key=installed_key()) as store:
         return store.verify().ok
 
 
@@ -360,7 +364,7 @@ def test_a_writer_killed_mid_stream_leaves_a_verifiable_record(db_path: Path) ->
             writer.send_signal(signal.SIGKILL)
             writer.wait(timeout=10)
     assert writer.returncode == -signal.SIGKILL
-    with SessionStore(db_path, create=False) as store:
+    with SessionStore(db_path, create=False, key=installed_key()) as store:
         report = store.verify()
         assert report.ok, report.failures
         assert report.entries_checked > 10

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from sessionconsole.record.cli import add_parser
+from sessionconsole.record.signing import RecordKey
 from sessionconsole.record.store import SessionStore
+from tests.record.keys import installed_key
 
 T0 = 1_000_000_000
 WALL = "2026-11-03T10:00:00+00:00"
@@ -30,7 +32,7 @@ def run(*argv: str) -> int:
 def db(tmp_path: Path) -> tuple[Path, str, str]:
     """A record with one completed session (4 entries) and, last, one open session (2)."""
     path = tmp_path / "record.db"
-    with SessionStore(path) as store:
+    with SessionStore(path, key=installed_key()) as store:
         done = store.open_session({"therapist": "T-01"}, T0, WALL)
         store.append(done, "technique", {"name": "trigger point", "region": "neck"}, T0 + 1, WALL)
         store.append(done, "pain_score", {"score": 3}, T0 + 2, WALL)
@@ -47,8 +49,8 @@ def test_list_prints_one_line_per_session(
     assert run("records", "list", "--db", str(path)) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
-        f"{done}  {WALL}  {END}  completed  4 entries",
-        f"{open_}  {END}  -  open  2 entries",
+        f"{done}  {WALL}  {END}  completed  4 entries  T-01  -",
+        f"{open_}  {END}  -  open  2 entries  T-02  -",
     ]
 
 
@@ -99,9 +101,14 @@ def test_show_unknown_session_is_a_clear_error(
 def test_verify_ok(db: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]) -> None:
     path, done, _ = db
     assert run("records", "verify", "--db", str(path)) == 0
-    assert capsys.readouterr().out == "OK: 2 sessions, 6 entries verified\n"
+    key_id = installed_key().key_id
+    assert (
+        capsys.readouterr().out == f"OK: 2 sessions, 6 entries verified, signed by key {key_id}\n"
+    )
     assert run("records", "verify", "--db", str(path), done) == 0
-    assert capsys.readouterr().out == "OK: 1 sessions, 4 entries verified\n"
+    assert (
+        capsys.readouterr().out == f"OK: 1 sessions, 4 entries verified, signed by key {key_id}\n"
+    )
 
 
 def test_verify_names_the_edited_entry(
@@ -122,7 +129,7 @@ def test_verify_names_the_edited_entry(
 
 
 def test_a_missing_database_is_exit_2_and_is_not_created(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, key: RecordKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "nowhere.db"
     for command in (["list"], ["show", "last"], ["verify"]):
@@ -132,7 +139,7 @@ def test_a_missing_database_is_exit_2_and_is_not_created(
 
 
 def test_a_file_that_is_not_a_record_is_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, key: RecordKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
     junk = tmp_path / "junk.db"
     junk.write_text("hello " * 1000)
@@ -141,14 +148,14 @@ def test_a_file_that_is_not_a_record_is_exit_2(
 
 
 def test_an_empty_record_lists_nothing_and_verifies(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, key: RecordKey, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "empty.db"
     SessionStore(path).close()
     assert run("records", "list", "--db", str(path)) == 0
     assert capsys.readouterr().out == "no sessions recorded\n"
     assert run("records", "verify", "--db", str(path)) == 0
-    assert capsys.readouterr().out == "OK: 0 sessions, 0 entries verified\n"
+    assert capsys.readouterr().out.startswith("OK: 0 sessions, 0 entries verified, signed by")
     assert run("records", "show", "last", "--db", str(path)) == 2
     assert "holds no sessions" in capsys.readouterr().err
 
@@ -157,3 +164,87 @@ def test_db_is_required() -> None:
     with pytest.raises(SystemExit) as exit_:
         run("records", "list")
     assert exit_.value.code == 2
+
+
+@pytest.fixture
+def clinic(tmp_path: Path) -> tuple[Path, list[str]]:
+    """Four sessions over three days, two therapists, two patients (and one without either)."""
+    path = tmp_path / "clinic.db"
+    starts = [
+        ("2026-11-02T23:59:59+00:00", {"therapist": "T-01", "patient_pseudonym": "P-0042"}),
+        ("2026-11-03T00:00:00+00:00", {"therapist": "T-02", "patient_pseudonym": "P-0042"}),
+        ("2026-11-03T16:30:00+00:00", {"therapist": "T-01", "patient_pseudonym": "P-0077"}),
+        ("2026-11-04T09:00:00+00:00", {"room": "Room 2"}),
+    ]
+    with SessionStore(path, key=installed_key()) as store:
+        ids = [store.open_session(meta, T0 + i, wall) for i, (wall, meta) in enumerate(starts)]
+    return path, ids
+
+
+def listed(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """Session ids printed by `records list`."""
+    return [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+
+
+def test_list_filters_by_day_therapist_and_patient(
+    clinic: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, (a, b, c, d) = clinic
+    db = ["--db", str(path)]
+    assert run("records", "list", *db, "--since", "2026-11-03") == 0
+    assert listed(capsys) == [b, c, d]
+    assert run("records", "list", *db, "--until", "2026-11-03") == 0
+    assert listed(capsys) == [a, b, c]
+    assert run("records", "list", *db, "--since", "2026-11-03", "--until", "2026-11-03") == 0
+    assert listed(capsys) == [b, c]
+    assert run("records", "list", *db, "--therapist", "T-01") == 0
+    assert listed(capsys) == [a, c]
+    assert run("records", "list", *db, "--patient", "P-0042", "--therapist", "T-02") == 0
+    assert listed(capsys) == [b]
+    assert run("records", "list", *db, "--patient", "P-9999") == 0
+    assert capsys.readouterr().out == "no sessions match the filters\n"
+
+
+def test_show_last_with_filters_is_the_last_match(
+    clinic: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, (a, b, c, _) = clinic
+    assert run("records", "show", "last", "--db", str(path), "--patient", "P-0042", "--json") == 0
+    assert json.loads(capsys.readouterr().out)[0]["session_id"] == b
+    assert run("records", "show", a, "--db", str(path), "--therapist", "T-01") == 0
+    capsys.readouterr()
+    assert run("records", "show", c, "--db", str(path), "--therapist", "T-02") == 2
+    assert f"session {c} does not match the filters" in capsys.readouterr().err
+    assert run("records", "show", "last", "--db", str(path), "--patient", "nobody") == 2
+    assert "no session matches the filters" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--since", "2026-13-01", "--since '2026-13-01' is not a date: use YYYY-MM-DD (UTC)"),
+        ("--until", "yesterday", "--until 'yesterday' is not a date: use YYYY-MM-DD (UTC)"),
+        ("--since", "2026-11-03T10:00", "--since '2026-11-03T10:00' is not a date"),
+    ],
+)
+def test_bad_dates_are_clear_errors(
+    clinic: tuple[Path, list[str]],
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    value: str,
+    message: str,
+) -> None:
+    path, _ = clinic
+    for command in ("list", "show"):
+        extra = ["last"] if command == "show" else []
+        assert run("records", command, *extra, "--db", str(path), option, value) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_an_empty_date_range_is_refused(
+    clinic: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = clinic
+    argv = ["--since", "2026-11-04", "--until", "2026-11-03"]
+    assert run("records", "list", "--db", str(path), *argv) == 2
+    assert "--since 2026-11-04 is after --until 2026-11-03" in capsys.readouterr().err

@@ -30,6 +30,7 @@ from sessionconsole.record.store import (
     StoreError,
     UnknownSessionError,
 )
+from tests.record.keys import installed_key
 
 T0 = 1_000_000_000
 
@@ -48,7 +49,7 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(db_path: Path) -> Iterator[SessionStore]:
     """A fresh store on a real file."""
-    with SessionStore(db_path) as store:
+    with SessionStore(db_path, key=installed_key()) as store:
         yield store
 
 
@@ -131,7 +132,7 @@ def test_one_changed_payload_byte_is_named_by_verify(store: SessionStore, db_pat
     assert store.verify(other).ok
 
 
-def test_rehashing_the_edited_entry_breaks_the_next_link(
+def test_rehashing_the_edited_entry_alone_fails_its_signature(
     store: SessionStore, db_path: Path
 ) -> None:
     sid = fill(store)
@@ -152,8 +153,8 @@ def test_rehashing_the_edited_entry_breaks_the_next_link(
             (canonical_json(payload), digest, sid),
         )
     (failure,) = store.verify().failures
-    assert (failure.session_id, failure.seq, failure.kind) == (sid, 5, "note")
-    assert failure.reason == "prev_hash does not link"
+    assert (failure.session_id, failure.seq, failure.kind) == (sid, 4, "note")
+    assert failure.reason.startswith("signature does not match")
 
 
 def test_a_deleted_entry_is_a_sequence_gap(store: SessionStore, db_path: Path) -> None:
@@ -258,16 +259,16 @@ def test_append_many_writes_all_or_nothing(store: SessionStore) -> None:
 def test_database_is_wal_full_sync_versioned(store: SessionStore, db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     conn.close()
     assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert store._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
 def test_reopening_keeps_the_chain_going(db_path: Path) -> None:
-    with SessionStore(db_path) as store:
+    with SessionStore(db_path, key=installed_key()) as store:
         sid = fill(store, 2, end=False)
-    with SessionStore(db_path, create=False) as store:
+    with SessionStore(db_path, create=False, key=installed_key()) as store:
         assert store.append(sid, "note", {}, T0, wall(9)).seq == 4
         assert store.verify().ok
 
@@ -322,7 +323,7 @@ payloads = st.dictionaries(st.text(max_size=8), json_values, max_size=5)
 
 
 def test_any_json_payload_round_trips_and_verifies(tmp_path: Path) -> None:
-    with SessionStore(tmp_path / "hypothesis.db") as store:
+    with SessionStore(tmp_path / "hypothesis.db", key=installed_key()) as store:
         sid = store.open_session({}, T0, wall(0))
 
         @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

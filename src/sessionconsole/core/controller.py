@@ -49,6 +49,7 @@ from sessionconsole.model.telemetry import OutputReading, UltrasoundReading
 from sessionconsole.model.validation import AnyProfile
 from sessionconsole.model.vocabulary import Vocabulary
 from sessionconsole.record.recorder import Recorder
+from sessionconsole.record.signing import RecordKey
 from sessionconsole.safety import kernel
 from sessionconsole.safety import types as k
 
@@ -88,6 +89,7 @@ class ControllerConfig:
     db_path: Path
     socket_path: Path
     period_s: float = 0.01
+    record_key: RecordKey | None = None  # None: the installation key (created on first use)
 
 
 class Controller:
@@ -104,7 +106,7 @@ class Controller:
         self.unit_of = {output: unit for unit in self.units.values() for output in unit.outputs}
         limits = {o: lim for unit in self.units.values() for o, lim in unit.limits.items()}
         self.state = k.initial_state(limits)
-        self.recorder = Recorder(config.db_path)
+        self.recorder = Recorder(config.db_path, key=config.record_key)
         self.server = ApiServer(config.socket_path, self._on_request)
         self.ticker = Ticker(config.period_s, self._tick, clock=clock)
         self.session_id = ""

@@ -11,15 +11,19 @@ from pathlib import Path
 
 from sessionconsole.core.controller import Controller, ControllerConfig, profile_hash
 from sessionconsole.model.limits import load_clinical_limits
-from sessionconsole.model.paths import config_dir
+from sessionconsole.model.paths import config_dir, record_key_path
 from sessionconsole.model.room import load_room
 from sessionconsole.model.vocabulary import load_vocabulary
+from sessionconsole.record.signing import load_or_create_key
 
 log = logging.getLogger(__name__)
 
 
-def build_config(room_path: Path, db_path: Path, socket_path: Path) -> ControllerConfig:
-    """Read the room, its profiles and the installation's limits and vocabulary."""
+def build_config(
+    room_path: Path, db_path: Path, socket_path: Path, key_path: Path | None = None
+) -> ControllerConfig:
+    """Read the room, its profiles, the installation's limits and vocabulary, and load the
+    record-signing key (key_path, else the installation's, created on first use)."""
     room, profiles = load_room(room_path)
     hashes = {
         name: profile_hash(room_path.parent / device.profile)
@@ -34,6 +38,7 @@ def build_config(room_path: Path, db_path: Path, socket_path: Path) -> Controlle
         vocabulary=load_vocabulary(base / "vocabulary.toml"),
         db_path=db_path,
         socket_path=socket_path,
+        record_key=load_or_create_key(key_path or record_key_path()),
     )
 
 

@@ -25,7 +25,9 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from sessionconsole.model.paths import record_key_path
 from sessionconsole.record.chain import JsonDict, canonical_json, check_json
+from sessionconsole.record.signing import RecordKey, load_or_create_key
 from sessionconsole.record.store import (
     Entry,
     EntryDraft,
@@ -210,10 +212,21 @@ class Recorder:
         *,
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
         max_pending_samples: int = DEFAULT_MAX_PENDING_SAMPLES,
-        store_factory: StoreFactory = SessionStore,
+        key: RecordKey | None = None,
+        store_factory: StoreFactory | None = None,
     ) -> None:
-        """Start the writer thread; blocks until the store is open (raises if it cannot be)."""
+        """Start the writer thread; blocks until the store is open (raises if it cannot be).
+
+        key signs every entry; None loads the installation key (record_key_path(), created on
+        first use). A store_factory, if given, opens the store itself (and brings its own key).
+        """
         self._path = Path(path)
+        if store_factory is None:
+            signing_key = key if key is not None else load_or_create_key(record_key_path())
+
+            def store_factory(db: Path) -> SessionStore:
+                return SessionStore(db, key=signing_key)
+
         self._flush_interval_s = flush_interval_s
         self._max_pending = max_pending_samples
         self._backlog_reason = f"recorder backlog above {max_pending_samples} samples"

@@ -2,9 +2,9 @@
 
 Durability: WAL with ``synchronous=FULL``, so a COMMIT returns only after the WAL is synced.
 Append-only: triggers refuse UPDATE/DELETE of entries (a guard against accidents); the hash
-chain (see chain.py) is the tamper evidence. The schema is versioned with ``PRAGMA
-user_version`` and grows by appending to ``_MIGRATIONS`` (the planned installation-key seal
-table is a future migration, not part of version 1).
+chain (see chain.py) signed per entry with the installation key (see signing.py) is the tamper
+evidence. The schema is versioned with ``PRAGMA user_version`` and grows by appending to
+``_MIGRATIONS``; version 2 added the signature columns (version-1 entries stay unsigned).
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ from sessionconsole.record.chain import (
     entry_hash,
     entry_hash_from_json,
 )
+from sessionconsole.record.signing import RecordKey
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 SESSION_START: Final = "session_start"
 SESSION_END: Final = "session_end"
 INTERRUPTED_REASON: Final = "controller stopped before the session ended"
@@ -80,8 +81,15 @@ _SCHEMA_V1: Final = (
         END""",
 )
 
+# Version 2: each entry's HMAC-SHA256 under the installation key, and which key made it.
+# NULL in entries written at version 1 (verify reports them as unsigned).
+_SCHEMA_V2: Final = (
+    "ALTER TABLE entries ADD COLUMN key_id TEXT",
+    "ALTER TABLE entries ADD COLUMN mac TEXT",
+)
+
 # _MIGRATIONS[n] takes a database from user_version n to n + 1.
-_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_SCHEMA_V1,)
+_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_SCHEMA_V1, _SCHEMA_V2)
 
 _ENTRY_COLUMNS: Final = "session_id, seq, mono_ns, wall, kind, payload, prev_hash, hash"
 
@@ -162,17 +170,42 @@ class VerifyFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class UnsignedEntries:
+    """A session's leading entries that carry no signature (written before schema version 2)."""
+
+    session_id: str
+    first_seq: int
+    last_seq: int
+
+    @property
+    def count(self) -> int:
+        """How many entries of the session are unsigned."""
+        return self.last_seq - self.first_seq + 1
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyReport:
-    """Outcome of re-hashing and re-linking sessions: counts and the first failure per session."""
+    """Outcome of re-hashing, re-linking and checking signatures: counts and findings.
+
+    failures are proven problems; unsigned entries are a separate finding: their chain links,
+    but without a signature an edit with recomputed hashes cannot be ruled out.
+    """
 
     sessions_checked: int
     entries_checked: int
     failures: tuple[VerifyFailure, ...] = field(default=())
+    unsigned: tuple[UnsignedEntries, ...] = field(default=())
+    key_id: str | None = None
 
     @property
     def ok(self) -> bool:
-        """True when every checked entry hashed and linked correctly."""
+        """True when no checked entry failed its hash, link or signature."""
         return not self.failures
+
+    @property
+    def proven(self) -> bool:
+        """True when nothing failed and every entry is signed by the key verified against."""
+        return self.ok and not self.unsigned
 
 
 @dataclass(slots=True)
@@ -284,9 +317,17 @@ def _entry_from_row(row: tuple[Any, ...]) -> Entry:
 class SessionStore:
     """The session record database; one instance per thread (sqlite3 connections are not shared)."""
 
-    def __init__(self, path: str | PathLike[str], *, create: bool = True) -> None:
-        """Open (and with create, make or migrate) the record database at path."""
+    def __init__(
+        self, path: str | PathLike[str], *, create: bool = True, key: RecordKey | None = None
+    ) -> None:
+        """Open (and with create, make or migrate) the record database at path.
+
+        Writing and verifying need the installation key; listing and reading do not. Without
+        create an older schema is read as it is (not migrated) and cannot be written.
+        """
         self.path = Path(path)
+        self._key = key
+        self.schema_version = 0
         if not create and not self.path.is_file():
             raise FileNotFoundError(f"no record database at {self.path}")
         self._conn = self._connect(create)
@@ -330,17 +371,38 @@ class SessionStore:
                 f"{self.path} has record schema {version}; this program knows up to "
                 f"{SCHEMA_VERSION} (written by a newer SessionConsole?)"
             )
+        self.schema_version = version
         if version == SCHEMA_VERSION:
             return
         if version == 0 and not create:
             raise StoreError(f"{self.path} is not a SessionConsole record database")
+        if not create:
+            return  # read an older record as it is; a reader does not rewrite the file
         with self._write_transaction() as conn:
             # Re-read inside the lock: another process may have migrated meanwhile.
             for step in range(self._user_version(), SCHEMA_VERSION):
                 for statement in _MIGRATIONS[step]:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {step + 1}")
+        self.schema_version = SCHEMA_VERSION
         log.info("record database %s at schema version %d", self.path, SCHEMA_VERSION)
+
+    def _signing_key(self) -> RecordKey:
+        """The key to sign new entries with; refuse writing without one or to an old schema."""
+        if self._key is None:
+            raise StoreError(
+                f"{self.path} was opened without the installation key: it can be read, not written"
+            )
+        if self.schema_version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has record schema {self.schema_version} and was opened without "
+                f"create, so it was not upgraded to {SCHEMA_VERSION}: it can be read, not written"
+            )
+        return self._key
+
+    def _signature_columns(self) -> str:
+        """The select-list for key_id and mac (NULLs in a schema-1 file read as it is)."""
+        return "key_id, mac" if self.schema_version >= 2 else "NULL, NULL"
 
     @contextmanager
     def _write_transaction(self) -> Iterator[sqlite3.Connection]:
@@ -381,6 +443,7 @@ class SessionStore:
         """Start a session: its sessions row and its session_start entry carrying meta."""
         sid = uuid.uuid4().hex if session_id is None else session_id
         draft = session_start_draft(sid, meta, mono_ns, wall)
+        self._signing_key()
         with self._write_transaction() as conn:
             conn.execute(
                 "INSERT INTO sessions (session_id, started_wall) VALUES (?, ?)", (sid, wall)
@@ -401,6 +464,7 @@ class SessionStore:
             check_append_draft(draft)
         if not drafts:
             return []
+        self._signing_key()
         heads: dict[str, _Head] = {}
         with self._write_transaction() as conn:
             return [self._insert(conn, draft, heads) for draft in drafts]
@@ -416,6 +480,7 @@ class SessionStore:
     ) -> Entry:
         """Close a session: its session_end entry, then the end fields of its sessions row."""
         draft = session_end_draft(session_id, exit_status, reason, summary, mono_ns, wall)
+        self._signing_key()
         with self._write_transaction() as conn:
             entry = self._end(conn, draft)
         log.info("session %s ended: %s", session_id, exit_status)
@@ -425,6 +490,7 @@ class SessionStore:
         """End every session left open (by a crash or kill) as interrupted; returns their ids."""
         _check_mono(mono_ns)
         _check_wall(wall)
+        self._signing_key()
         with self._write_transaction() as conn:
             open_ids = [
                 row[0]
@@ -465,7 +531,8 @@ class SessionStore:
     def _insert(
         self, conn: sqlite3.Connection, draft: EntryDraft, heads: dict[str, _Head]
     ) -> Entry:
-        """Inside a transaction: chain draft onto its session's head and insert it."""
+        """Inside a transaction: chain draft onto its session's head, sign it and insert it."""
+        key = self._signing_key()
         head = heads.get(draft.session_id) or self._load_head(conn, draft.session_id)
         if head.ended:
             raise SessionEndedError(f"session {draft.session_id} has ended; cannot append")
@@ -482,8 +549,9 @@ class SessionStore:
             prev_hash=head.hash,
         )
         conn.execute(
-            f"INSERT INTO entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (*fields, payload_json, head.hash, digest),
+            f"INSERT INTO entries ({_ENTRY_COLUMNS}, key_id, mac)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*fields, payload_json, head.hash, digest, key.key_id, key.sign(digest)),
         )
         heads[draft.session_id] = _Head(seq, digest, ended=draft.kind == SESSION_END)
         return Entry(*fields, json.loads(payload_json), head.hash, digest)
@@ -513,6 +581,17 @@ class SessionStore:
             " FROM sessions s ORDER BY s.rowid"
         ).fetchall()
         return [SessionInfo(*row) for row in rows]
+
+    def start_meta(self) -> dict[str, JsonDict]:
+        """Each session's session_start payload (who, patient pseudonym, plan…), by id."""
+        rows = self._conn.execute(
+            "SELECT session_id, payload FROM entries WHERE seq = 1 AND kind = ?", (SESSION_START,)
+        ).fetchall()
+        result: dict[str, JsonDict] = {}
+        for session_id, payload in rows:
+            meta = json.loads(payload)
+            result[str(session_id)] = meta if isinstance(meta, dict) else {}
+        return result
 
     def resolve_session(self, ref: str) -> str:
         """Turn a full id, a unique id prefix or `last` into a session id."""
@@ -568,7 +647,13 @@ class SessionStore:
     # -- verifying -------------------------------------------------------------------------
 
     def verify(self, session_id: str | None = None) -> VerifyReport:
-        """Recompute every hash and link of one or all sessions; report the first bad entries."""
+        """Recompute every hash, link and signature of one or all sessions; report findings."""
+        key = self._key
+        if key is None:
+            raise StoreError(
+                f"verifying {self.path} needs the installation key (signatures cannot be "
+                "checked without it)"
+            )
         with self._read_snapshot() as conn:
             if session_id is None:
                 rows = conn.execute(
@@ -579,12 +664,22 @@ class SessionStore:
                 rows = [self._require_session(session_id)]
                 failures = []
             checked = 0
+            unsigned: list[UnsignedEntries] = []
+            columns = f"{_ENTRY_COLUMNS}, {self._signature_columns()}"
             for sid, ended_wall, exit_status in rows:
-                count, failure = _verify_session(conn, sid, ended_wall, exit_status)
-                checked += count
+                walk = _ChainWalk(sid, key)
+                cursor = conn.execute(
+                    f"SELECT {columns} FROM entries WHERE session_id = ? ORDER BY seq", (sid,)
+                )
+                failure = walk.run(cursor) or _ending_problem(
+                    sid, walk.last, ended_wall, exit_status
+                )
+                checked += walk.count
                 if failure is not None:
                     failures.append(failure)
-        return VerifyReport(len(rows), checked, tuple(failures))
+                if walk.unsigned_last:
+                    unsigned.append(UnsignedEntries(sid, 1, walk.unsigned_last))
+        return VerifyReport(len(rows), checked, tuple(failures), tuple(unsigned), key.key_id)
 
     @staticmethod
     def _orphan_failures(conn: sqlite3.Connection) -> list[VerifyFailure]:
@@ -636,25 +731,52 @@ def _link_problem(row: tuple[Any, ...], expected_seq: int, prev_hash: str) -> st
     return None if digest == row_hash else "hash mismatch"
 
 
-def _verify_session(
-    conn: sqlite3.Connection, session_id: str, ended_wall: str | None, exit_status: str | None
-) -> tuple[int, VerifyFailure | None]:
-    """Walk one session's chain; return entries checked and its first failure, if any."""
-    count, prev_hash, last = 0, GENESIS_HASH, None
-    cursor = conn.execute(
-        f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE session_id = ? ORDER BY seq", (session_id,)
-    )
-    for row in cursor:
-        count += 1
-        problem = _link_problem(row, count, prev_hash)
-        if problem is None and last is not None and last[4] == SESSION_END:
+@dataclass(slots=True)
+class _ChainWalk:
+    """Walks one session's rows in seq order: links, hashes, then signatures."""
+
+    session_id: str
+    key: RecordKey
+    count: int = 0
+    prev_hash: str = GENESIS_HASH
+    last: tuple[Any, ...] | None = None
+    unsigned_last: int = 0  # seq of the last of the leading unsigned entries
+
+    def run(self, rows: Iterator[tuple[Any, ...]]) -> VerifyFailure | None:
+        """Check every row; the first failure found, or None."""
+        for row in rows:
+            self.count += 1
+            problem = self._problem(row)
+            if problem is not None:
+                return VerifyFailure(self.session_id, row[1], row[4], problem)
+            self.prev_hash, self.last = row[7], row
+        return None
+
+    def _problem(self, row: tuple[Any, ...]) -> str | None:
+        """Why one row breaks the chain or its signature, or None."""
+        problem = _link_problem(row[:8], self.count, self.prev_hash)
+        if problem is None and self.last is not None and self.last[4] == SESSION_END:
             problem = "entry after session_end"
-        if problem is None and count == 1 and row[4] != SESSION_START:
+        if problem is None and self.count == 1 and row[4] != SESSION_START:
             problem = "first entry is not session_start"
-        if problem is not None:
-            return count, VerifyFailure(session_id, row[1], row[4], problem)
-        prev_hash, last = row[7], row
-    return count, _ending_problem(session_id, last, ended_wall, exit_status)
+        return problem or self._signature_problem(row)
+
+    def _signature_problem(self, row: tuple[Any, ...]) -> str | None:
+        """Check the row's signature; leading unsigned (schema-1) entries are only counted."""
+        seq, digest, key_id, mac = row[1], row[7], row[8], row[9]
+        if mac is None and key_id is None:
+            if self.unsigned_last != seq - 1:
+                return "signature removed: unsigned entry after signed ones"
+            self.unsigned_last = seq
+            return None
+        if key_id != self.key.key_id:
+            return (
+                f"signed with another installation key (key id {key_id}; "
+                f"the key given is {self.key.key_id})"
+            )
+        if not isinstance(mac, str) or not self.key.signed(digest, mac):
+            return "signature does not match (edited, hashes recomputed without the key?)"
+        return None
 
 
 def _ending_problem(
