@@ -49,8 +49,11 @@ def write_room(tmp: Path, port: int, watchdog_ms: int = 300) -> Path:
 class ControllerProcess:
     """`sessionconsole controller` as a subprocess; ready once its socket accepts."""
 
-    def __init__(self, room: Path, db: Path, socket_path: Path) -> None:
+    def __init__(
+        self, room: Path, db: Path, socket_path: Path, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.room, self.db, self.socket_path = room, db, socket_path
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
         self.stderr_path = db.with_suffix(".controller.log")
 
@@ -70,6 +73,7 @@ class ControllerProcess:
                 str(self.db),
                 "--socket",
                 str(self.socket_path),
+                *self.extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

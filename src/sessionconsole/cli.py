@@ -27,11 +27,15 @@ def _cmd_controller(args: argparse.Namespace) -> int:
         build_config,
         run_controller,
     )
+    from sessionconsole.model.session import SessionPeople
     from sessionconsole.record.signing import RecordKeyError
 
     key = None if args.key is None else Path(args.key)
     try:
-        config = build_config(Path(args.room), Path(args.db), Path(args.socket), key)
+        people = None
+        if args.patient is not None:
+            people = SessionPeople(therapist=args.therapist, patient_pseudonym=args.patient)
+        config = build_config(Path(args.room), Path(args.db), Path(args.socket), key, people)
     except (OSError, ValidationError, ValueError, RecordKeyError) as exc:
         print(f"sessionconsole controller: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -61,7 +65,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, hang_up)
     signal.signal(signal.SIGTERM, hang_up)
     # cli.py is the composition root: the only place that starts the UI.
-    with DemoStack(db=args.db) as stack:
+    with DemoStack(db=args.db, operator=args.operator) as stack:
         print(
             f"demo: session database {stack.db}, controller log {stack.log_path}", file=sys.stderr
         )
@@ -106,6 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="record-signing key file (default: $SESSIONCONSOLE_RECORD_KEY or "
         "~/.config/sessionconsole/record.key, created on first use)",
+    )
+    ctl.add_argument(
+        "--therapist",
+        default=os.environ.get("USER", "therapist"),
+        help="therapist for the session record (default: $USER)",
+    )
+    ctl.add_argument(
+        "--patient",
+        default=None,
+        metavar="PSEUDONYM",
+        help="the patient's pseudonym (a code such as PT-0042, never a name)",
     )
     ctl.set_defaults(func=_cmd_controller)
 

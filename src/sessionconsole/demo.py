@@ -20,12 +20,14 @@ from sessionconsole.model.paths import config_dir
 from sessionconsole.testing import SimProcess, die_with_parent
 
 CONTROLLER_READY_S = 10.0
+DEMO_PATIENT = "DEMO-0001"  # a pseudonym, as every session record carries (never a name)
 
 
 class DemoStack:
     """Simulator + controller for one demo run."""
 
-    def __init__(self, db: str | None = None) -> None:
+    def __init__(self, db: str | None = None, operator: str | None = None) -> None:
+        self.operator = operator or demo_operator()
         self.workdir = Path(tempfile.mkdtemp(prefix="sessionconsole-demo-"))
         self.db = Path(db) if db else self.workdir / "demo-sessions.db"
         self.socket_path = self.workdir / "api.sock"
@@ -61,6 +63,10 @@ class DemoStack:
                     str(self.db),
                     "--socket",
                     str(self.socket_path),
+                    "--therapist",
+                    self.operator,
+                    "--patient",
+                    DEMO_PATIENT,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from sessionconsole.api.client import ControllerClient
 from sessionconsole.api.messages import (
     AcknowledgeCommand,
     ConfigureCommand,
+    NoteCommand,
+    PainScoreCommand,
     StartCommand,
     StimulationSnapshot,
     StopAllCommand,
@@ -101,7 +104,12 @@ def room(tmp_path: Path, mosquitto_broker: Mosquitto) -> Iterator[Room]:
         'name = "Three units"\n'
         + "".join(f'[devices.{d}]\nprofile = "{d}.toml"\n' for d in ("us1", "es2", "cx3"))
     )
-    ctl = ControllerProcess(room_file, tmp_path / "sessions.db", tmp_path / "api.sock")
+    ctl = ControllerProcess(
+        room_file,
+        tmp_path / "sessions.db",
+        tmp_path / "api.sock",
+        ("--therapist", "Dana", "--patient", "PT-0042"),
+    )
     try:
         yield Room(us1, es2, cx3, ctl.start())
     finally:
@@ -142,7 +150,7 @@ async def start_all(client: ControllerClient, room: Room) -> None:
         assert reply.ok, (output, reply.error)
     await wait_for(lambda: client.latest and all(d.settings for d in client.latest.devices))
     for output in ("us1", "es2.ch1", "es2.ch2", "cx3.us", "cx3.stim"):
-        reply = await client.send(StartCommand(device=output))
+        reply = await client.send(StartCommand(device=output, attended=output == "es2.ch1"))
         assert reply.ok, (output, reply.error)
     await wait_for(lambda: all(outputs_on(room).values()), 5)
 
@@ -226,3 +234,45 @@ async def test_stimulation_limits_are_enforced_before_anything_is_sent(
     assert not wrong.ok and wrong.rule_id == "WRONG_MODALITY"
     channel = room.es2.request({"op": "state"})["channels"][0]
     assert channel["target_ma"] == 0 and not channel["configured"]
+
+
+async def test_the_record_carries_people_pain_notes_and_output_runs(
+    client: ControllerClient, room: Room
+) -> None:
+    # Issue #6 item 1: session start with therapist and pseudonym; pain before/after; notes;
+    # output start/stop from telemetry with the attended mark billing needs.
+    assert (await client.send(PainScoreCommand(when="before", score=6))).ok
+    await start_all(client, room)
+    await wait_for(  # the console has seen every output on in telemetry
+        lambda: client.latest and all(d.output_active for d in client.latest.devices), 5
+    )
+    assert (await client.send(NoteCommand(text="left calf tender at the insertion"))).ok
+    assert (await client.send(StopAllCommand())).ok
+    await wait_for(lambda: not any(outputs_on(room).values()), 3)
+    assert (await client.send(PainScoreCommand(when="after", score=3))).ok
+    with pytest.raises(ValidationError, match="less than or equal to 10"):
+        PainScoreCommand(when="after", score=11)  # NPRS is 0-10 (the controller parses alike)
+    db = room.controller.db
+
+    def runs() -> dict[str, list[str]]:
+        seen: dict[str, list[str]] = {}
+        for e in entries(db):
+            if e.kind in ("output_start", "output_stop"):
+                seen.setdefault(str(e.payload["device"]), []).append(e.kind)
+        return seen
+
+    await wait_for(
+        lambda: all(runs().get(o) == ["output_start", "output_stop"] for o in OUTPUTS), 3
+    )
+    everything = entries(db)
+    start = next(e.payload for e in everything if e.kind == "session_start")
+    assert (start["therapist"], start["patient_pseudonym"]) == ("Dana", "PT-0042")
+    pains = [(e.payload["when"], e.payload["score"]) for e in everything if e.kind == "pain_score"]
+    assert pains == [("before", 6), ("after", 3)]
+    assert [e.payload["text"] for e in everything if e.kind == "note"] == [
+        "left calf tender at the insertion"
+    ]
+    starts = {e.payload["device"]: e.payload for e in everything if e.kind == "output_start"}
+    assert starts["es2.ch1"]["attended"] is True and starts["es2.ch2"]["attended"] is False
+    assert starts["es2.ch1"]["settings"]["amplitude_ma"] == 10.0
+    assert starts["cx3.us"]["modality"] == "ultrasound" and "attended" not in starts["cx3.us"]

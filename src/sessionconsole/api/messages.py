@@ -53,10 +53,12 @@ class ConfigureCommand(_Msg):
 
 
 class StartCommand(_Msg):
-    """Start a device's output."""
+    """Start a device's output; `attended` marks stimulation given with the therapist present
+    (billing: 97032 attended, else 97014/G0283)."""
 
     type: Literal["start"] = "start"
     device: str
+    attended: bool = False
 
 
 class StopCommand(_Msg):
@@ -91,6 +93,21 @@ class LogTechniqueCommand(_Msg):
     notes: str = Field(default="", max_length=2000)
 
 
+class PainScoreCommand(_Msg):
+    """The patient's pain on the 0-10 numeric rating scale (NPRS), before or after treatment."""
+
+    type: Literal["pain"] = "pain"
+    when: Literal["before", "after"]
+    score: int = Field(ge=0, le=10)
+
+
+class NoteCommand(_Msg):
+    """A free-text note for the session record."""
+
+    type: Literal["note"] = "note"
+    text: str = Field(min_length=1, max_length=4000)
+
+
 Command = Annotated[
     Hello
     | HeartbeatCommand
@@ -99,7 +116,9 @@ Command = Annotated[
     | StopCommand
     | StopAllCommand
     | AcknowledgeCommand
-    | LogTechniqueCommand,
+    | LogTechniqueCommand
+    | PainScoreCommand
+    | NoteCommand,
     Field(discriminator="type"),
 ]
 

@@ -28,6 +28,8 @@ from sessionconsole.api.messages import (
     Hello,
     LogTechniqueCommand,
     LoopStats,
+    NoteCommand,
+    PainScoreCommand,
     Reply,
     Request,
     Snapshot,
@@ -43,6 +45,7 @@ from sessionconsole.core.ticker import Ticker
 from sessionconsole.core.units import Unit, descriptor_keys, make_unit, reading_values
 from sessionconsole.drivers.errors import DriverError
 from sessionconsole.model.limits import ClinicalLimits
+from sessionconsole.model.session import SessionPeople
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import ChannelSetup
 from sessionconsole.model.telemetry import OutputReading, UltrasoundReading
@@ -88,6 +91,7 @@ class ControllerConfig:
     vocabulary: Vocabulary
     db_path: Path
     socket_path: Path
+    people: SessionPeople | None = None
     period_s: float = 0.01
     record_key: RecordKey | None = None  # None: the installation key (created on first use)
 
@@ -128,6 +132,8 @@ class Controller:
         self._last_stop_entry: dict[str, tuple[str, float, int]] = {}
         self._last_client_heard = clock()  # any request of a client that said hello
         self._stopping = False
+        self._running: dict[str, bool] = {}  # per output: running in the last reading
+        self._attended: dict[str, bool] = {}  # per output: the newest start's attended mark
 
     # ---- lifecycle ----
 
@@ -154,6 +160,7 @@ class Controller:
         meta = {
             "room": self.config.room_name,
             "software_version": __version__,
+            **(self.config.people.model_dump() if self.config.people else {}),
             "profiles": self.config.profile_hashes,
             "devices": sorted(self.drivers),
             "outputs": sorted(self.unit_of),
@@ -236,6 +243,14 @@ class Controller:
         if isinstance(command, LogTechniqueCommand):
             self._log_technique(pending, command)
             return
+        if isinstance(command, PainScoreCommand | NoteCommand):
+            kind = "pain_score" if isinstance(command, PainScoreCommand) else "note"
+            payload = {**command.model_dump(exclude={"type"}), "operator": pending.operator}
+            reply = Reply(id=pending.client_request_id, ok=True)
+            self._reply_when_recorded(pending, kind, payload, reply)
+            return
+        if isinstance(command, StartCommand):
+            self._attended[command.device] = command.attended
         self._incoming.append(pending)
 
     def _log_technique(self, pending: _Pending, command: LogTechniqueCommand) -> None:
@@ -305,6 +320,7 @@ class Controller:
         inputs = k.Inputs(readings, tuple(commands), client_silence_s=silence)
         self.state, actions = kernel.step(self.state, inputs, now)
         self._dispatch(actions)
+        self._record_output_edges(readings)
         self._sample(readings)
         ticks = self.ticker.stats.ticks
         if ticks % STATS_EVERY_TICKS == 0:
@@ -424,6 +440,35 @@ class Controller:
         self._record_later(
             "stop_sent", {"device": device, "reason": reason, "repeats_before": repeats}
         )
+
+    def _record_output_edges(self, readings: dict[str, k.Reading | None]) -> None:
+        """An `output_start` / `output_stop` entry when an output's telemetry turns on / off.
+
+        From telemetry, not from commands: the record says when the patient received the
+        output (billing counts these minutes), whoever or whatever started or stopped it.
+        """
+        for output, r in readings.items():
+            if r is None:
+                continue
+            was, now_running = self._running.get(output, False), r.running
+            if now_running == was:
+                continue
+            self._running[output] = now_running
+            limits = self.state.limits[output]
+            if now_running:
+                settings = self.state.devices[output].settings
+                payload: dict[str, Any] = {
+                    "device": output,
+                    "modality": limits.modality,
+                    "settings": None if settings is None else settings.model_dump(mode="json"),
+                }
+                if limits.modality == "stimulation":
+                    payload["attended"] = self._attended.get(output, False)
+                self._record_later("output_start", payload)
+            else:
+                self._record_later(
+                    "output_stop", {"device": output, "state": r.state, "fault": r.fault}
+                )
 
     def _sample(self, readings: dict[str, k.Reading | None]) -> None:
         for name, r in readings.items():

@@ -13,6 +13,7 @@ from sessionconsole.core.controller import Controller, ControllerConfig, profile
 from sessionconsole.model.limits import load_clinical_limits
 from sessionconsole.model.paths import config_dir, record_key_path
 from sessionconsole.model.room import load_room
+from sessionconsole.model.session import SessionPeople
 from sessionconsole.model.vocabulary import load_vocabulary
 from sessionconsole.record.signing import load_or_create_key
 
@@ -20,7 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def build_config(
-    room_path: Path, db_path: Path, socket_path: Path, key_path: Path | None = None
+    room_path: Path,
+    db_path: Path,
+    socket_path: Path,
+    key_path: Path | None = None,
+    people: SessionPeople | None = None,
 ) -> ControllerConfig:
     """Read the room, its profiles, the installation's limits and vocabulary, and load the
     record-signing key (key_path, else the installation's, created on first use)."""
@@ -39,6 +44,7 @@ def build_config(
         db_path=db_path,
         socket_path=socket_path,
         record_key=load_or_create_key(key_path or record_key_path()),
+        people=people,
     )
 
 
