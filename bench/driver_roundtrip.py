@@ -58,12 +58,19 @@ def us1_profile(link: ModbusTcpLink | ModbusRtuLink) -> Us1Profile:
     )
 
 
-async def until_acknowledged(driver: Any, before: int) -> float:
-    """Wait for the newest command's acknowledgement; return request-to-ack seconds."""
+def newest_id(driver: Any) -> int | None:
+    """The id of the driver's newest tracked command (the history is bounded: compare ids)."""
+    records = list(driver.commands.values())
+    return records[-1].id if records else None
+
+
+async def until_acknowledged(driver: Any, before: int | None) -> float:
+    """Wait for a command newer than `before` to be acknowledged; return request-to-ack s."""
     while True:
         records = list(driver.commands.values())
-        if len(records) > before and records[-1].acknowledged_mono_s is not None:
-            return float(records[-1].acknowledged_mono_s - records[-1].requested_mono_s)
+        last = records[-1] if records else None
+        if last is not None and last.id != before and last.acknowledged_mono_s is not None:
+            return float(last.acknowledged_mono_s - last.requested_mono_s)
         await asyncio.sleep(0.0002)
 
 
@@ -103,7 +110,7 @@ async def bench_us1(sim: SimProcess, rtu: bool, n: int) -> tuple[list[float], li
                 t0 = time.perf_counter()
                 assert not (await raw.write_register(1, i % 200, device_id=1)).isError()
                 raw_times.append(time.perf_counter() - t0)
-                before = len(driver.commands)
+                before = newest_id(driver)
                 driver.request_intensity((i % 200) / 100)
                 driver_times.append(await until_acknowledged(driver, before))
                 await asyncio.sleep(0.002)
@@ -117,7 +124,7 @@ async def _driver_only(driver: Any, n: int, request: Callable[[int], None]) -> l
     """Time `n` driver commands one after another."""
     times = []
     for i in range(n):
-        before = len(driver.commands)
+        before = newest_id(driver)
         request(i % 200)
         times.append(await until_acknowledged(driver, before))
         await asyncio.sleep(0.002)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
+
+import aiomqtt
 
 from sessionconsole.drivers.base import DeviceDriver
 from sessionconsole.drivers.cx3_mqtt import Cx3MqttDriver
@@ -244,4 +247,36 @@ async def test_broker_loss_reconnects_and_delivers_a_stop_asked_for_meanwhile() 
         await wait_for(lambda: driver.latest.ultrasound.state == "IDLE", 2)
         assert await us_state(sim) == "IDLE"
         assert [r.op for r in driver.commands.values()].count("start") == 1
+        await driver.close()
+
+
+async def test_a_setpoint_another_client_wrote_is_reported(
+    mosquitto_broker: Mosquitto, cx3_sim: SimProcess
+) -> None:
+    # Issue #4: the driver reads setpoints back (telemetry) and reports one it did not write;
+    # here a second MQTT client publishes a set_intensity to the same unit.
+    errors: list[str] = []
+    driver = Cx3MqttDriver(
+        "cx3", profile(mosquitto_broker, cx3_sim), on_error=lambda _d, m: errors.append(m)
+    )
+    await driver.connect_and_stop()
+    try:
+        async with core_heartbeats(driver):
+            driver.request_configure_us(US)
+            driver.request_start("us")
+            await wait_for(lambda: driver.latest and driver.latest.ultrasound.state == "RUNNING")
+            await asyncio.sleep(0.3)
+            assert driver.setpoint_mismatches == 0, errors
+            topic = f"{cx3_sim.endpoints['mqtt']['root']}/cmd"
+            command = {"id": 424242, "op": "set_intensity", "args": {"intensity_w_cm2": 1.5}}
+            async with aiomqtt.Client("127.0.0.1", mosquitto_broker.port) as other:
+                await other.publish(topic, json.dumps(command), qos=1)
+            await wait_for(lambda: driver.setpoint_mismatches == 1)
+            assert any(
+                "holds intensity 1.5 W/cm², but the console wrote 1 W/cm²" in e for e in errors
+            )
+            await asyncio.sleep(0.3)
+            assert driver.setpoint_mismatches == 1  # once per value, not per message
+    finally:
+        driver.request_stop()
         await driver.close()

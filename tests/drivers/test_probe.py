@@ -365,6 +365,26 @@ def test_cx3_probe_warns_of_a_running_output(
     assert warning in captured.out and warning in captured.err
 
 
+def test_generic_mqtt_probe_reads_the_cx3_through_its_profile(
+    tmp_path: Path,
+    mosquitto_broker: Mosquitto,
+    cx3_sim: SimProcess,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = CX3_EXAMPLE.with_name("cx3-generic.toml")
+    serial = cx3_serial(cx3_sim)
+    text = example.read_text().replace("port = 1883", f"port = {mosquitto_broker.port}")
+    path = tmp_path / "generic.toml"
+    path.write_text(text.replace('serial = "CX3-0001"', f'serial = "{serial}"'))
+    assert run_probe(path) == probe.EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert f"{serial} (cx3/{serial}/status) on broker 127.0.0.1:{mosquitto_broker.port}" in out[0]
+    assert "model CX-3" in out[0] and out[0].endswith("boot 1")
+    assert out[2].startswith("ultrasound: state IDLE")
+    counters = cx3_sim.request({"op": "state"})["counters"]
+    assert (counters["commands"], counters["heartbeats"]) == (0, 0)  # a probe only listens
+
+
 # ---- register-map profiles (generic Modbus driver) ----
 
 

@@ -92,6 +92,9 @@ class Cx3MqttDriver(DriverLifecycle):
         self.boot_changes = 0
         self.events: deque[tuple[float, cx3.Event]] = deque(maxlen=256)
         self.commands = CommandTracker(ack_timeout_s=REPLY_TIMEOUT_S)
+        self.setpoint_mismatches = 0
+        self._written: dict[str, float] = {}  # telemetry key -> the value this console wrote
+        self._mismatch_seen: dict[str, float] = {}
         self.bad_payloads = 0
         self.foreign_replies = 0
         self.heartbeats_sent = 0
@@ -421,6 +424,7 @@ class Cx3MqttDriver(DriverLifecycle):
             if topic == self.topics.telemetry:
                 self.latest = cx3.reading_from(cx3.parse_telemetry(payload), now)
                 self.commands.observe(self.latest, now)
+                self._compare_setpoints(self.latest)
             elif topic == self.topics.reply:
                 self._on_reply(cx3.parse_reply(payload), now)
             elif topic == self.topics.status:
@@ -445,6 +449,7 @@ class Cx3MqttDriver(DriverLifecycle):
             return
         if reply.ok:
             self.commands.acknowledge(record, now)
+            self._remember_written(record.op, record.args)
             if record.id == self._stop_id:
                 self._stop_wanted = False
                 self._stop_id = None
@@ -456,6 +461,35 @@ class Cx3MqttDriver(DriverLifecycle):
             f"{self.device_id}: {record.op} refused by {self.profile.serial}: "
             f"{reply.error}: {reply.detail}"
         )
+
+    def _remember_written(self, op: str, args: dict[str, object]) -> None:
+        """The setpoints the device accepted from this console (compared with telemetry)."""
+        value = args.get("intensity_w_cm2") if op in ("configure_us", "set_intensity") else None
+        if isinstance(value, int | float):
+            self._written["intensity_w_cm2"] = float(value)
+        amplitude = args.get("ma") if op == "set_amplitude" else None
+        if isinstance(amplitude, int | float):
+            self._written["ma"] = float(amplitude)
+
+    def _compare_setpoints(self, reading: Cx3Reading) -> None:
+        """Report, once per value, a setpoint the unit holds that this console did not write."""
+        held = {
+            "intensity_w_cm2": reading.ultrasound.intensity_setpoint_w_cm2,
+            "ma": reading.stimulation.amplitude_setpoint_ma,
+        }
+        for key, wrote in self._written.items():
+            value = held[key]
+            if abs(value - wrote) < 0.005:
+                self._mismatch_seen.pop(key, None)
+            elif self._mismatch_seen.get(key) != value:
+                self._mismatch_seen[key] = value
+                self.setpoint_mismatches += 1
+                what = "intensity" if key == "intensity_w_cm2" else "amplitude"
+                unit = "W/cm²" if key == "intensity_w_cm2" else "mA"
+                self._report(
+                    f"{self.device_id}: {self.profile.serial} holds {what} {value:g} {unit}, "
+                    f"but the console wrote {wrote:g} {unit}"
+                )
 
     def _on_status(self, status: cx3.Status) -> None:
         self.status = status
@@ -473,6 +507,7 @@ class Cx3MqttDriver(DriverLifecycle):
             return
         if self._boot is not None and status.boot != self._boot:
             self.boot_changes += 1
+            self._written.clear()  # back at boot values, which this console did not write
             self._report(
                 f"{self.device_id}: {self.profile.serial} rebooted (boot {self._boot} → "
                 f"{status.boot}): its configuration is lost"

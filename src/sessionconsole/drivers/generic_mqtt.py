@@ -232,6 +232,59 @@ class GenericMqttDriver(DriverLifecycle):
         self._check_identity(before)
         return before, after
 
+    async def identify(self, timeout_s: float = 3.0) -> Cx3Reading:
+        """For `devices probe`: read the retained status and one telemetry message; publish nothing.
+
+        No command, heartbeat or watchdog: the unit may be in use by a console elsewhere.
+        Raises DeviceUnreachable naming what was missing, or WrongDevice.
+        """
+        link = self.profile.link
+        client = aiomqtt.Client(
+            link.host,
+            link.port,
+            username=link.username,
+            password=link.password,
+            identifier=f"probe-{self.device_id}-{os.getpid()}-{next(_client_numbers)}",
+            clean_session=True,
+            keepalive=link.keepalive_s,
+            timeout=CONNECT_TIMEOUT_S,
+            socket_options=NO_DELAY,
+        )
+        where = f"on broker {link.host}:{link.port}"
+        try:
+            async with client:
+                await client.subscribe(self.topics["status"], qos=self.profile.qos.status)
+                await client.subscribe(self.topics["telemetry"], qos=self.profile.qos.telemetry)
+                async with asyncio.timeout(timeout_s):
+                    async for message in client.messages:
+                        self._dispatch(str(message.topic), _payload_bytes(message.payload))
+                        status = self.status
+                        if status is not None and (not status.online or self.latest is not None):
+                            break
+        except TimeoutError as exc:
+            missing = "no retained status" if self.status is None else "no telemetry"
+            hint = (
+                "check the serial and topic templates in the profile"
+                if self.status is None
+                else "the unit is online but silent"
+            )
+            raise DeviceUnreachable(
+                f"{self.device_id}: {missing} on {self.topics['status']} {where} within "
+                f"{timeout_s:.1f} s; {hint}"
+            ) from exc
+        except aiomqtt.MqttError as exc:
+            raise DeviceUnreachable(
+                f"{self.device_id}: broker {link.host}:{link.port} refused the connection: {exc}"
+            ) from exc
+        if self.status is not None and not self.status.online:
+            raise DeviceUnreachable(
+                f"{self.device_id}: {self.profile.serial} is offline: {self.topics['status']} "
+                "holds its last will (unit off, or it lost the broker)"
+            )
+        assert self.latest is not None
+        self._check_identity(self.latest)
+        return self.latest
+
     def _unreached(self, what: str) -> str:
         link = self.profile.link
         return (

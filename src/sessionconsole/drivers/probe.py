@@ -29,10 +29,12 @@ from sessionconsole.drivers.cx3_mqtt import Cx3MqttDriver
 from sessionconsole.drivers.errors import DriverError
 from sessionconsole.drivers.es2_serial import Es2SerialDriver, _Request
 from sessionconsole.drivers.generic_modbus import GenericModbusDriver
+from sessionconsole.drivers.generic_mqtt import GenericMqttDriver
 from sessionconsole.drivers.modbus_transport import NoReply
 from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
 from sessionconsole.model.combination import Cx3Profile, Cx3Reading
 from sessionconsole.model.modbus_map import ModbusGenericProfile
+from sessionconsole.model.mqtt_map import GenericMqttProfile
 from sessionconsole.model.profile import ModbusTcpLink, Us1Profile
 from sessionconsole.model.room import read_toml
 from sessionconsole.model.stimulation import Es2Profile, StimChannelReading
@@ -335,24 +337,37 @@ def es2_channel_line(r: StimChannelReading) -> str:
 # ---- CX-3 ----
 
 
-async def probe_cx3(profile: Cx3Profile) -> ProbeResult:
+async def probe_cx3(profile: Cx3Profile | GenericMqttProfile) -> ProbeResult:
     """Reach the broker, read the unit's retained status and one telemetry message."""
     link = profile.link
     await check_tcp(link.host, link.port)
-    driver = Cx3MqttDriver(PROBE_ID, profile)
+    driver: Cx3MqttDriver | GenericMqttDriver
+    if isinstance(profile, Cx3Profile):
+        driver = Cx3MqttDriver(PROBE_ID, profile)
+    else:
+        driver = GenericMqttDriver(PROBE_ID, profile)
     try:
         reading = await driver.identify()
     except DriverError as exc:
         raise ProbeFailed(driver_text(exc)) from exc
     finally:
         await driver.close()
-    status = driver.status
-    assert status is not None
-    lines = [
-        f"CX-3 {profile.serial} under {driver.topics.base}/ on broker {link.host}:{link.port}: "
-        f"model {status.model}, firmware {status.fw}, boot {status.boot}",
-        *cx3_reading_lines(reading),
-    ]
+    if isinstance(driver, Cx3MqttDriver):
+        status = driver.status
+        assert status is not None
+        head = (
+            f"CX-3 {profile.serial} under {driver.topics.base}/ on broker {link.host}:{link.port}: "
+            f"model {status.model}, firmware {status.fw}, boot {status.boot}"
+        )
+    else:
+        generic = driver.status
+        assert generic is not None
+        head = (
+            f"{profile.name} {profile.serial} ({driver.topics['status']}) on broker "
+            f"{link.host}:{link.port}: model {generic.model}, firmware {generic.firmware}, "
+            f"boot {generic.boot}"
+        )
+    lines = [head, *cx3_reading_lines(reading)]
     running = [
         f"{name} {part.state}"
         for name, part in (("ultrasound", reading.ultrasound), ("stimulation", reading.stimulation))
@@ -383,4 +398,5 @@ PROBERS: dict[str, Prober] = {
     "es2": probe_es2,
     "cx3": probe_cx3,
     "modbus_generic": probe_us1,
+    "mqtt_generic": probe_cx3,
 }
