@@ -120,7 +120,8 @@ def test_device_steps_agree_with_the_settings_models() -> None:
             UltrasoundSettings.model_validate(base)
     for name, steps in STIMULATION_STEPS.items():
         for v, ok in ((steps.low, True), (steps.high, True), (steps.high + 1, False)):
-            waveform: dict[str, object] = {"mode": "SYM", "freq_hz": 100, "pw_us": 200, name: int(v)}
+            waveform: dict[str, object] = {"mode": "SYM", "freq_hz": 100, "pw_us": 200}
+            waveform[name] = int(v)
             if ok:
                 StimulationSettings.model_validate(waveform)
             else:
