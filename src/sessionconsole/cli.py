@@ -92,6 +92,7 @@ def _cmd_profiles_validate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The whole command-line interface."""
     from sessionconsole.drivers import probe as probe_cli
+    from sessionconsole.plans import cli as plans_cli
     from sessionconsole.record import cli as records_cli
 
     parser = argparse.ArgumentParser(prog="sessionconsole", description=__doc__)
@@ -143,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     probe_cli.add_parser(sub)
     records_cli.add_parser(sub)
+    plans_cli.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Treatment plans: preset resolution, contraindication screening, dose helper and the dry-run."""
