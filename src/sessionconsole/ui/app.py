@@ -110,7 +110,7 @@ class SessionConsoleApp(App[int]):
         self._latest = snapshot
         self.session_screen.show_snapshot(snapshot, self.clock())
         self.alarm_list.show_snapshot(snapshot)
-        if self.escalation.is_attached:
+        if self.escalation in self.screen_stack:
             self.escalation.show_snapshot(snapshot)
 
     # ---- alarms heard ----
@@ -122,12 +122,13 @@ class SessionConsoleApp(App[int]):
         if sound.rings:
             self.bell()
         self.session_screen.show_sound(sound)
-        if sound.escalated and not self.escalation.is_attached:
+        showing = self.escalation in self.screen_stack
+        if sound.escalated and not showing:
             self.push_screen(self.escalation)
             if self._latest is not None:
                 self.escalation.show_snapshot(self._latest)
-        elif not sound.escalated and self.escalation.is_attached:
-            self.escalation.dismiss()
+        elif not sound.escalated and showing and self.screen is self.escalation:
+            self.pop_screen()
 
     @on(AudioPause)
     def audio_pause(self) -> None:

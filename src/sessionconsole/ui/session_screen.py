@@ -42,8 +42,9 @@ SPACE_USERS = (Input, Select, TextArea, Checkbox, RadioButton, RadioSet)
 class SessionScreen(Screen[None]):
     """Where the therapist runs the session."""
 
-    # From 120 columns the panels sit two abreast (app.tcss: `.-wide`).
-    HORIZONTAL_BREAKPOINTS = [
+    # From 120 columns the panels sit two abreast (app.tcss: `.-wide`). Textual types this
+    # as a plain attribute, so mypy refuses ClassVar here.
+    HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012
         (0, "-narrow"),
         (120, "-wide"),
     ]
