@@ -75,13 +75,13 @@ def device_state_text(us: UltrasoundSnapshot | StimulationSnapshot) -> Text:
         )
     output = "OUTPUT ON" if us.output_active else "output off"
     style = "bold black on yellow" if us.output_active else "bold"
-    text = Text()
+    text = Text(no_wrap=True, overflow="ellipsis")
     text.append(f" {output} ", style=style)
     text.append(f"  {us.state or '?'}", style="bold")
     if us.fault:
         text.append(f"  FAULT {us.fault}", style="bold red")
     if us.telemetry_age_ms is not None:
-        text.append(f"  data {us.telemetry_age_ms:.0f} ms", style="dim")
+        text.append(f" telemetry {us.telemetry_age_ms:.0f} ms", style="dim")
     return text
 
 
