@@ -24,7 +24,8 @@ async def one_run() -> float:
     with DemoStack() as stack:
         app = SessionConsoleApp(str(stack.socket_path), operator="bench")
         async with app.run_test(size=(100, 30)) as pilot:
-            while "telemetry" not in str(app.session_screen._us_state.render()):
+            panels = app.session_screen.panels
+            while not any("telemetry" in str(p.state_line.render()) for p in panels.values()):
                 if time.monotonic() - t0 > 30:
                     raise TimeoutError("no live values within 30 s")
                 await pilot.pause(0.01)

@@ -57,7 +57,9 @@ async def test_f12_stops_the_running_output_even_from_a_text_field(
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.client is not None and app._latest is not None)
         await start_from_api(controller, sim)
-        await until(pilot, lambda: "OUTPUT ON" in str(app.session_screen._us_state.render()))
+        await until(
+            pilot, lambda: "OUTPUT ON" in str(app.session_screen.panels["us1"].state_line.render())
+        )
         app.session_screen.query_one("#intensity", Input).focus()
         await pilot.press("f12")
         await until(pilot, lambda: not output_on(sim), timeout_s=3)
@@ -144,11 +146,13 @@ async def test_unreachable_controller_is_shown_and_the_ui_reconnects(
 async def test_technique_log_from_the_form_and_blank_choices_are_caught(
     controller: ControllerProcess, sim: SimProcess
 ) -> None:
-    from textual.widgets import Select
+    from textual.widgets import Select, TabbedContent
 
     app = SessionConsoleApp(str(controller.socket_path), operator="pilot")
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.client is not None and app._latest is not None)
+        app.session_screen.query_one("#side", TabbedContent).active = "tab-log"
+        await pilot.pause(0.2)
         await pilot.click("#technique-begin")
         await until(
             pilot, lambda: "Choose a technique" in str(app.session_screen._message.render())

@@ -1,37 +1,33 @@
-"""The Textual app: connects to the controller, renders snapshots, sends commands.
+"""The Textual app: connects to the controller, renders snapshots, sends commands, rings alarms.
 
 All I/O happens in workers; snapshots are coalesced (the newest wins) and drawn ten times a
 second. F12 is STOP ALL everywhere: a priority binding, so it works inside inputs and menus.
+Screens post `SendCommand`; the app is the one place that talks to the controller.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar
+import time
+from collections.abc import Callable
+from typing import ClassVar
 
-from pydantic import ValidationError
-from textual import work
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 
 from sessionconsole.api.client import ControllerClient, ControllerUnavailable
-from sessionconsole.api.messages import (
-    AcknowledgeCommand,
-    Command,
-    ConfigureCommand,
-    LogTechniqueCommand,
-    Snapshot,
-    StartCommand,
-    StopAllCommand,
-    StopCommand,
-)
+from sessionconsole.api.messages import Command, Snapshot
 from sessionconsole.model.paths import config_dir
-from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.vocabulary import Vocabulary, load_vocabulary
+from sessionconsole.ui.alarm_sound import AlarmSounder
+from sessionconsole.ui.alarm_views import AlarmEscalationScreen, AlarmListScreen
+from sessionconsole.ui.messages import AudioPause, Say, SendCommand, stop_all
 from sessionconsole.ui.session_screen import SessionScreen
 
 RECONNECT_S = 0.5
 REFRESH_S = 0.1
+SOUND_TICK_S = 0.1
 
 
 class SessionConsoleApp(App[int]):
@@ -44,21 +40,38 @@ class SessionConsoleApp(App[int]):
         Binding("ctrl+q", "quit", "Quit"),
     ]
 
-    def __init__(self, socket_path: str, operator: str, vocabulary: Vocabulary | None = None):
+    def __init__(
+        self,
+        socket_path: str,
+        operator: str,
+        vocabulary: Vocabulary | None = None,
+        *,
+        autoconnect: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`autoconnect=False` draws only snapshots fed to `show()` (previews, screenshots)."""
         super().__init__()
         self.socket_path = socket_path
         self.operator = operator
+        self.autoconnect = autoconnect
+        self.clock = clock
         self.vocabulary = vocabulary or load_vocabulary(config_dir() / "vocabulary.toml")
         self.client: ControllerClient | None = None
         self._latest: Snapshot | None = None
         self._drawn_seq = -1
         self.session_screen = SessionScreen(self.vocabulary)
+        self.alarm_list = AlarmListScreen()
+        self.escalation = AlarmEscalationScreen()
+        self.sounder = AlarmSounder()
 
     def on_mount(self) -> None:
         self.sub_title = f"operator {self.operator}"
+        self.install_screen(self.alarm_list, "alarms")
         self.push_screen(self.session_screen)
-        self.set_interval(REFRESH_S, self._refresh_view)
-        self._connect_loop()
+        if self.autoconnect:
+            self.set_interval(REFRESH_S, self._refresh_view)
+            self.set_interval(SOUND_TICK_S, self.sound_tick)
+            self._connect_loop()
 
     # ---- connection ----
 
@@ -90,13 +103,52 @@ class SessionConsoleApp(App[int]):
         if snapshot is None or snapshot.seq == self._drawn_seq:
             return
         self._drawn_seq = snapshot.seq
-        self.session_screen.show_snapshot(snapshot)
+        self.show(snapshot)
+
+    def show(self, snapshot: Snapshot) -> None:
+        """Draw a snapshot on the session screen and on whichever alarm view is up."""
+        self._latest = snapshot
+        self.session_screen.show_snapshot(snapshot, self.clock())
+        self.alarm_list.show_snapshot(snapshot)
+        if self.escalation in self.screen_stack:
+            self.escalation.show_snapshot(snapshot)
+
+    # ---- alarms heard ----
+
+    def sound_tick(self) -> None:
+        """Ring the bell in the alarm's pattern, flash the banner, escalate or stand down."""
+        alarms = self._latest.alarms if self._latest is not None else []
+        sound = self.sounder.update(alarms, self.clock())
+        if sound.rings:
+            self.bell()
+        self.session_screen.show_sound(sound)
+        showing = self.escalation in self.screen_stack
+        if sound.escalated and not showing:
+            self.push_screen(self.escalation)
+            if self._latest is not None:
+                self.escalation.show_snapshot(self._latest)
+        elif not sound.escalated and showing and self.screen is self.escalation:
+            self.pop_screen()
+
+    @on(AudioPause)
+    def audio_pause(self) -> None:
+        """Silence the sounding alarms for up to two minutes (acknowledge stays separate)."""
+        if self.sounder.pause_audio(self.clock()):
+            self.session_screen.say("Audio paused for up to 2 minutes; alarms still shown")
+        else:
+            self.session_screen.say("No alarm is sounding")
 
     # ---- commands ----
 
-    def send(self, command: Command, done: str) -> None:
-        """Send a command in a worker; report the outcome in the message line."""
-        self._send(command, done)
+    @on(SendCommand)
+    def _send_requested(self, message: SendCommand) -> None:
+        self._send(message.command, message.done)
+
+    @on(Say)
+    def _say(self, message: Say) -> None:
+        self.session_screen.say(message.text)
+        if message.alert:
+            self.bell()
 
     @work(group="commands")
     async def _send(self, command: Command, done: str) -> None:
@@ -119,37 +171,7 @@ class SessionConsoleApp(App[int]):
 
     def action_stop_all(self) -> None:
         """STOP ALL: every output of every device, latched until acknowledged."""
-        self.send(StopAllCommand(), "STOP ALL sent: every output stopped")
-
-    def acknowledge(self) -> None:
-        """Acknowledge every active alarm."""
-        self.send(AcknowledgeCommand(), "Alarms acknowledged")
-
-    def start_device(self, device: str) -> None:
-        """Start a device's output."""
-        self.send(StartCommand(device=device), f"{device} started")
-
-    def stop_device(self, device: str) -> None:
-        """Stop a device's output."""
-        self.send(StopCommand(device=device), f"{device} stopped")
-
-    def configure_device(self, device: str, values: dict[str, Any]) -> None:
-        """Validate settings locally (for a readable message), then send them."""
-        try:
-            settings = UltrasoundSettings.model_validate(values)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            self.session_screen.say(f"Settings not sent: {first['loc'][0]}: {first['msg']}")
-            self.bell()
-            return
-        self.send(ConfigureCommand(device=device, settings=settings), f"{device} settings applied")
-
-    def log_technique(self, action: str, technique: str, region: str, side: str) -> None:
-        """Begin or end a manual technique on a body region."""
-        command = LogTechniqueCommand.model_validate(
-            {"action": action, "technique": technique, "region": region, "side": side}
-        )
-        self.send(command, f"{technique} on {region}: {action}")
+        self.post_message(stop_all())
 
 
 def run_tui(socket_path: str, operator: str) -> int:

@@ -34,8 +34,8 @@ def ultrasound_table(us: UltrasoundSnapshot) -> Table:
     )
     if us.settings is not None:
         s = us.settings
-        table.add_row("Frequency / duty", f"{s.frequency_khz / 1000:g} MHz", f"{s.duty_pct} %")
-    table.add_row("Head temperature", "", _num(us.head_temperature_c, ".1f", "°C"))
+        table.add_row("Freq / duty", f"{s.frequency_khz / 1000:g} MHz", f"{s.duty_pct} %")
+    table.add_row("Head temp", "", _num(us.head_temperature_c, ".1f", "°C"))
     table.add_row("Coupling", "", _num(us.coupling_pct, "d", "%"))
     remaining = us.remaining_s
     table.add_row(
@@ -47,6 +47,26 @@ def ultrasound_table(us: UltrasoundSnapshot) -> Table:
     return table
 
 
+def stimulation_table(stim: StimulationSnapshot) -> Table:
+    """Amplitude requested next to measured, the waveform, impedance."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    table.add_row("", Text("set", style="dim"), Text("measured", style="dim"))
+    requested = stim.settings.amplitude_ma if stim.settings else stim.amplitude_setpoint_ma
+    table.add_row(
+        "Amplitude", _num(requested, ".1f", "mA"), _num(stim.amplitude_measured_ma, ".1f", "mA")
+    )
+    if stim.settings is not None:
+        w = stim.settings.waveform
+        table.add_row("Waveform", f"{w.mode} {w.freq_hz} Hz", f"{w.pw_us} µs")
+        cycle = f"{w.on_s} s / {w.off_s} s" if w.on_s or w.off_s else "continuous"
+        table.add_row("On / off", cycle, f"ramp {w.ramp_s} s")
+    table.add_row("Impedance", "", _num(stim.impedance_ohm, ".0f", "Ω"))
+    return table
+
+
 def device_state_text(us: UltrasoundSnapshot | StimulationSnapshot) -> Text:
     """One line: output on/off in words (colour is never the only signal), state, link."""
     if not us.connected:
@@ -55,12 +75,13 @@ def device_state_text(us: UltrasoundSnapshot | StimulationSnapshot) -> Text:
         )
     output = "OUTPUT ON" if us.output_active else "output off"
     style = "bold black on yellow" if us.output_active else "bold"
-    text = Text(f" {output} ", style=style)
-    text.append(f"  {us.state or '?'}")
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f" {output} ", style=style)
+    text.append(f"  {us.state or '?'}", style="bold")
     if us.fault:
         text.append(f"  FAULT {us.fault}", style="bold red")
     if us.telemetry_age_ms is not None:
-        text.append(f"  telemetry {us.telemetry_age_ms:.0f} ms", style="dim")
+        text.append(f" telemetry {us.telemetry_age_ms:.0f} ms", style="dim")
     return text
 
 

@@ -1,128 +1,129 @@
-"""The session screen: device panel, alarm banner, settings, technique log and STOP ALL."""
+"""The session screen: a panel per output, alarm banner, settings, session log and STOP ALL."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
-from textual import on
+from rich.text import Text
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import (
+    Button,
+    Checkbox,
+    Footer,
+    Header,
+    Input,
+    RadioButton,
+    RadioSet,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+    TextArea,
+)
 
-from sessionconsole.api.messages import Snapshot, UltrasoundSnapshot
+from sessionconsole.api.messages import AcknowledgeCommand, OutputSnapshot, Snapshot
 from sessionconsole.model.vocabulary import Vocabulary
-from sessionconsole.ui.render import alarm_banner_text, device_state_text, ultrasound_table
-
-if TYPE_CHECKING:
-    from sessionconsole.ui.app import SessionConsoleApp
+from sessionconsole.ui.alarm_sound import SoundState
+from sessionconsole.ui.history import ValueHistory
+from sessionconsole.ui.messages import AudioPause, SendCommand, stop_all
+from sessionconsole.ui.output_panel import OutputPanel
+from sessionconsole.ui.render import alarm_banner_text
+from sessionconsole.ui.session_log import SessionLog
+from sessionconsole.ui.settings_form import SettingsForm
 
 # Widgets that use the space bar themselves: on them, space is theirs, not STOP ALL.
-SPACE_USERS = (Input, Select)
+SPACE_USERS = (Input, Select, TextArea, Checkbox, RadioButton, RadioSet)
 
 
 class SessionScreen(Screen[None]):
     """Where the therapist runs the session."""
 
+    # From 120 columns the panels sit two abreast (app.tcss: `.-wide`). Textual types this
+    # as a plain attribute, so mypy refuses ClassVar here.
+    HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012
+        (0, "-narrow"),
+        (120, "-wide"),
+    ]
+
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("space", "stop_all_space", "STOP ALL", key_display="space"),
+        # Shown on the STOP ALL button; the footer keeps room for F12 at 80 columns.
+        Binding("space", "stop_all_space", "STOP ALL", key_display="space", show=False),
         Binding("a", "acknowledge", "Acknowledge"),
-        Binding("s", "start", "Start US"),
-        Binding("x", "stop_device", "Stop US"),
+        Binding("p", "audio_pause", "Audio pause"),
+        Binding("l", "alarm_list", "Alarm list"),
+        Binding("s", "start", "Start output", show=False),  # shown on the buttons
+        Binding("x", "stop_device", "Stop output", show=False),
     ]
 
     def __init__(self, vocabulary: Vocabulary) -> None:
-        super().__init__()
+        super().__init__(id="session")
         self.vocabulary = vocabulary
+        self.history = ValueHistory()
+        self.panels: dict[str, OutputPanel] = {}
         # Built here, not looked up on mount: the connection worker may report before mount,
         # and a timer may fire while the screen is torn down (NoMatches).
         self._connection = Static("", id="connection")
         self._banner = Static("No active alarms", id="alarm-banner")
-        self._us_state = Static("waiting for the controller…", id="us-state")
-        self._us_values = Static("", id="us-values")
+        self._outputs = VerticalScroll(id="outputs")
+        self._waiting = Static("waiting for the controller…", id="waiting")
         self._message = Static("", id="message")
+        self.form = SettingsForm()
+        self._banner_text = Text("No active alarms")
+        self._priority = "none"
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield self._connection
         yield self._banner
-        yield Button("STOP ALL   (F12 or space)", id="stop-all")
+        yield Button("STOP ALL   (F12 or space)", id="stop-all", classes="stop-all")
         with Horizontal(id="body"):
-            with Vertical(classes="device-panel", id="panel-us1") as panel:
-                panel.border_title = "Ultrasound"
-                yield self._us_state
-                yield self._us_values
-            with VerticalScroll(id="side"):
-                with Horizontal(classes="form-row"):
-                    yield Label("Intensity")
-                    yield Input(
-                        "1.0", id="intensity", type="number", placeholder="W/cm²", compact=True
-                    )
-                with Horizontal(classes="form-row"):
-                    yield Label("Frequency")
-                    yield Select(
-                        [("1 MHz", 1000), ("3 MHz", 3000)],
-                        value=1000,
-                        id="frequency",
-                        allow_blank=False,
-                    )
-                with Horizontal(classes="form-row"):
-                    yield Label("Duty")
-                    yield Select(
-                        [(f"{d} %", d) for d in (10, 20, 50, 100)],
-                        value=100,
-                        id="duty",
-                        allow_blank=False,
-                    )
-                with Horizontal(classes="form-row"):
-                    yield Label("Time (min)")
-                    yield Input("5", id="minutes", type="integer", compact=True)
-                with Horizontal(classes="form-row"):
-                    yield Button("Apply settings", id="configure", compact=True)
-                with Horizontal(classes="form-row"):
-                    yield Button("Start (s)", id="start", variant="success", compact=True)
-                    yield Button("Stop (x)", id="stop", variant="warning", compact=True)
-                with Horizontal(classes="form-row"):
-                    yield Label("Technique")
-                    yield Select(
-                        [(t.label, t.id) for t in self.vocabulary.techniques],
-                        id="technique",
-                        prompt="technique",
-                    )
-                with Horizontal(classes="form-row"):
-                    yield Label("Region")
-                    yield Select(
-                        [(r.label, r.id) for r in self.vocabulary.regions],
-                        id="region",
-                        prompt="body region",
-                    )
-                with Horizontal(classes="form-row"):
-                    yield Label("Side")
-                    yield Select(
-                        [(s, s) for s in ("left", "right", "bilateral", "midline")],
-                        value="bilateral",
-                        id="side-select",
-                        allow_blank=False,
-                    )
-                with Horizontal(classes="form-row"):
-                    yield Button("Begin technique", id="technique-begin", compact=True)
-                    yield Button("End technique", id="technique-end", compact=True)
+            with self._outputs:
+                yield self._waiting
+            with TabbedContent(id="side"):
+                with TabPane("Output", id="tab-output"):
+                    yield self.form
+                with TabPane("Log", id="tab-log"):
+                    yield SessionLog(self.vocabulary)
         yield self._message
         yield Footer()
 
     # ---- rendering ----
 
-    def show_snapshot(self, snapshot: Snapshot) -> None:
-        """Render the newest snapshot (called at most ~10 times a second)."""
+    def show_snapshot(self, snapshot: Snapshot, now_s: float) -> None:
+        """Render the newest snapshot (at most ~10 times a second); `now_s` dates the plots."""
         self._connection.remove_class("lost")
-        text, priority = alarm_banner_text(snapshot)
-        self._banner.update(text)
-        self._banner.set_classes(priority)
-        ultrasound = [d for d in snapshot.devices if isinstance(d, UltrasoundSnapshot)]
-        for device in ultrasound[:1]:
-            self._us_state.update(device_state_text(device))
-            self._us_values.update(ultrasound_table(device))
+        self._banner_text, self._priority = alarm_banner_text(snapshot)
+        self._banner.update(self._banner_text)
+        self._banner.set_classes(self._priority)
+        self.form.set_outputs(snapshot.devices)
+        for output in snapshot.devices:
+            self.history.add(output, now_s)
+            panel = self.panels.get(output.device)
+            if panel is None or panel.modality != output.modality:
+                panel = self._add_panel(output)
+            panel.show(output, self.history)
+        self._waiting.display = not snapshot.devices
+
+    def _add_panel(self, output: OutputSnapshot) -> OutputPanel:
+        panel = OutputPanel(output)
+        old = self.panels.get(panel.device)
+        if old is not None:
+            old.remove()
+        self.panels[panel.device] = panel
+        self._outputs.mount(panel)
+        return panel
+
+    def show_sound(self, sound: SoundState) -> None:
+        """Flash the banner while an alarm sounds unacknowledged; say when audio is paused."""
+        self._banner.set_class(sound.flash_on, "flash")
+        if sound.paused_s_left is not None:
+            paused = self._banner_text.copy()
+            paused.append(f"  AUDIO PAUSED {sound.paused_s_left:.0f} s")
+            self._banner.update(paused)
 
     def show_disconnected(self, why: str) -> None:
         """The controller cannot be reached: say so, and what it means for the outputs."""
@@ -138,70 +139,34 @@ class SessionScreen(Screen[None]):
 
     # ---- actions ----
 
-    @property
-    def console(self) -> SessionConsoleApp:
-        """The app, typed."""
-        return cast("SessionConsoleApp", self.app)
-
     def action_stop_all_space(self) -> None:
         if isinstance(self.focused, SPACE_USERS):
             return
-        self.console.action_stop_all()
+        self.post_message(stop_all())
 
     def action_acknowledge(self) -> None:
-        self.console.acknowledge()
+        self.post_message(SendCommand(AcknowledgeCommand(), "Alarms acknowledged"))
+
+    def action_audio_pause(self) -> None:
+        self.post_message(AudioPause())
+
+    def action_alarm_list(self) -> None:
+        self.app.push_screen("alarms")
 
     def action_start(self) -> None:
-        self.console.start_device("us1")
+        self.form.start()
 
     def action_stop_device(self) -> None:
-        self.console.stop_device("us1")
+        self.form.stop()
 
     @on(Button.Pressed, "#stop-all")
     def _stop_all_pressed(self) -> None:
-        self.console.action_stop_all()
+        self.post_message(stop_all())
 
-    @on(Button.Pressed, "#start")
-    def _start_pressed(self) -> None:
-        self.action_start()
-
-    @on(Button.Pressed, "#stop")
-    def _stop_pressed(self) -> None:
-        self.action_stop_device()
-
-    @on(Button.Pressed, "#configure")
-    def _configure_pressed(self) -> None:
-        intensity = self.query_one("#intensity", Input).value
-        minutes = self.query_one("#minutes", Input).value
-        frequency = self.query_one("#frequency", Select).value
-        duty = self.query_one("#duty", Select).value
-        try:
-            settings = {
-                "frequency_khz": int(str(frequency)),
-                "intensity_w_cm2": float(intensity),
-                "duty_pct": int(str(duty)),
-                "time_s": int(float(minutes) * 60),
-            }
-        except ValueError:
-            self.say(
-                f"Settings not sent: intensity '{intensity}' and time '{minutes}' must be numbers"
-            )
-            return
-        self.console.configure_device("us1", settings)
-
-    @on(Button.Pressed, "#technique-begin")
-    def _technique_begin(self) -> None:
-        self._technique("begin")
-
-    @on(Button.Pressed, "#technique-end")
-    def _technique_end(self) -> None:
-        self._technique("end")
-
-    def _technique(self, action: str) -> None:
-        technique = self.query_one("#technique", Select).value
-        region = self.query_one("#region", Select).value
-        side = self.query_one("#side-select", Select).value
-        if technique is Select.NULL or region is Select.NULL:
-            self.say("Choose a technique and a body region first")
-            return
-        self.console.log_technique(action, str(technique), str(region), str(side))
+    def on_click(self, event: events.Click) -> None:
+        """Clicking a panel makes its output the settings form's target."""
+        widget = event.widget
+        while widget is not None and not isinstance(widget, OutputPanel):
+            widget = widget.parent  # type: ignore[assignment]
+        if isinstance(widget, OutputPanel):
+            self.form.select(widget.device)

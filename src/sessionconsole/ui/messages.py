@@ -1,0 +1,34 @@
+"""Textual messages the screens post to the app: one path for every command to the controller."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from sessionconsole.api.messages import Command, StopAllCommand
+
+
+class SendCommand(Message):
+    """Send `command` to the controller; `done` is what the message line says once accepted."""
+
+    def __init__(self, command: Command, done: str) -> None:
+        super().__init__()
+        self.command = command
+        self.done = done
+
+
+class AudioPause(Message):
+    """The operator asked to silence the sounding alarms for up to two minutes."""
+
+
+class Say(Message):
+    """A line for the message line under the panels; `alert` rings the bell (a refusal)."""
+
+    def __init__(self, text: str, alert: bool = False) -> None:
+        super().__init__()
+        self.text = text
+        self.alert = alert
+
+
+def stop_all() -> SendCommand:
+    """STOP ALL, the same message from every key and button that asks for it."""
+    return SendCommand(StopAllCommand(), "STOP ALL sent: every output stopped")

@@ -1,0 +1,102 @@
+"""One panel per output: state in words, set next to measured, time left, and a live plot."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Label, ProgressBar, Sparkline, Static
+
+from sessionconsole.api.messages import OutputSnapshot, UltrasoundSnapshot
+from sessionconsole.ui.history import ValueHistory
+from sessionconsole.ui.render import device_state_text, stimulation_table, ultrasound_table
+
+# What each panel plots: (series name in ValueHistory, label, unit, number format).
+PLOTS = {
+    "ultrasound": (
+        ("intensity", "Intens.", "W/cm²", ".1f"),
+        ("temperature", "Head", "°C", ".1f"),
+    ),
+    "stimulation": (
+        ("amplitude", "Ampl.", "mA", ".1f"),
+        ("impedance", "Imped.", "Ω", ".0f"),
+    ),
+}
+
+
+def panel_id(device: str) -> str:
+    """A CSS id for an output ("es2.ch1" -> "panel-es2-ch1"): dots are not allowed in ids."""
+    return "panel-" + device.replace(".", "-")
+
+
+def plot_label(name: str, unit: str, fmt: str, values: list[float]) -> str:
+    """The words beside a sparkline: what it is and its range, so the shape has a scale."""
+    if not values:
+        return f"{name} —"
+    return f"{name} {min(values):{fmt}}-{max(values):{fmt}} {unit}"
+
+
+class OutputPanel(Vertical):
+    """An ultrasound output or a stimulation channel, drawn from the newest snapshot."""
+
+    def __init__(self, output: OutputSnapshot) -> None:
+        super().__init__(id=panel_id(output.device), classes=f"output-panel {output.modality}")
+        self.device = output.device
+        self.modality = output.modality
+        self.state_line = Static("", classes="panel-state")
+        self.values = Static("", classes="panel-values")
+        self.time_bar = ProgressBar(
+            total=1, show_eta=False, show_percentage=False, classes="panel-time"
+        )
+        self.plots = [
+            (
+                series,
+                name,
+                unit,
+                fmt,
+                Label("", classes="plot-label"),
+                Sparkline([], classes="plot"),
+            )
+            for series, name, unit, fmt in PLOTS[output.modality]
+        ]
+        kind = "Ultrasound" if output.modality == "ultrasound" else "Stimulation"
+        self.border_title = f"{output.device} · {kind} · {output.model}"
+
+    def compose(self) -> ComposeResult:
+        yield self.state_line
+        yield self.values
+        if self.modality == "ultrasound":
+            yield self.time_bar
+        for _, _, _, _, label, sparkline in self.plots:
+            with Horizontal(classes="plot-row"):
+                yield label
+                yield sparkline
+
+    def show(self, output: OutputSnapshot, history: ValueHistory) -> None:
+        """Draw `output`; the plots come from `history` (last minutes)."""
+        self.state_line.update(device_state_text(output))
+        self.set_class(output.output_active, "output-on")
+        self.set_class(bool(output.fault) or not output.connected, "faulted")
+        self.border_subtitle = _state_words(output)
+        if isinstance(output, UltrasoundSnapshot):
+            self.values.update(ultrasound_table(output))
+            total = output.settings.time_s if output.settings else None
+            if total and output.remaining_s is not None:
+                self.time_bar.update(total=total, progress=max(0, total - output.remaining_s))
+            else:
+                self.time_bar.update(total=1, progress=0)  # not "indeterminate": it animates
+        else:
+            self.values.update(stimulation_table(output))
+        for series, name, unit, fmt, label, sparkline in self.plots:
+            values = history.values(output.device, series)
+            label.update(plot_label(name, unit, fmt, values))
+            sparkline.data = values
+
+
+def _state_words(output: OutputSnapshot) -> Text:
+    """The panel's corner: the same state as the first line, short (colour is not the signal)."""
+    if not output.connected:
+        return Text("NOT CONNECTED", style="bold")
+    if output.fault:
+        return Text(f"FAULT {output.fault}", style="bold")
+    return Text("OUTPUT ON" if output.output_active else "off", style="bold")
