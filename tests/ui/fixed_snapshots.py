@@ -18,6 +18,7 @@ from sessionconsole.api.messages import (
 )
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import ChannelSetup, StimulationSettings
+from sessionconsole.safety import rules
 from sessionconsole.ui.app import SessionConsoleApp
 
 US = UltrasoundSettings(frequency_khz=1000, intensity_w_cm2=1.0, duty_pct=100, time_s=300)
@@ -51,7 +52,10 @@ def ultrasound(device: str, model: str, t_s: float) -> UltrasoundSnapshot:
         settings=US,
         intensity_setpoint_w_cm2=1.0,
         intensity_measured_w_cm2=round(ramp * (0.97 + 0.03 * math.sin(t_s / 7)), 2),
-        head_temperature_c=round(31.0 + 4.0 * (1 - math.exp(-t_s / 90)), 1),
+        # the CX-3 head runs warm (its warning alarm below); the US-1 head settles at ~35 °C
+        head_temperature_c=round(
+            31.0 + (10.58 if device == "cx3.us" else 4.0) * (1 - math.exp(-t_s / 90)), 1
+        ),
         coupling_pct=92,
         remaining_s=max(0, 300 - int(t_s)),
         energy_j=int(5.0 * t_s),
@@ -100,13 +104,14 @@ def outputs(t_s: float) -> list[OutputSnapshot]:
     ]
 
 
-COUPLING_ALARM = AlarmSnapshot(
+# Alarms as the kernel raises them (rule ids, priorities and advice from the catalogue).
+COUPLING_ALARM = AlarmSnapshot(  # the name is kept for the tests; it is the head warning
     id=3,
-    rule_id="POOR_COUPLING",
+    rule_id=rules.HEAD_TEMP_WARNING.id,
     priority="medium",
     device="cx3.us",
-    message="Poor coupling on cx3.us (41 %)",
-    what_to_do="Add gel and keep the head moving on the skin",
+    message="cx3.us: head temperature 40.2 °C (warning at 40.0 °C)",
+    what_to_do=rules.HEAD_TEMP_WARNING.what_to_do,
     latched=False,
     cause_present=True,
     active=True,
@@ -116,11 +121,11 @@ COUPLING_ALARM = AlarmSnapshot(
 )
 OLD_ALARM = AlarmSnapshot(
     id=1,
-    rule_id="OVERTEMP",
+    rule_id=rules.HEAD_OVERTEMP.id,
     priority="high",
     device="us1",
-    message="US-1 head over 41 °C",
-    what_to_do="Let the head cool; check coupling",
+    message="us1: head temperature 41.3 °C (trip at 41.0 °C)",
+    what_to_do=rules.HEAD_OVERTEMP.what_to_do,
     latched=True,
     cause_present=False,
     active=False,
