@@ -66,6 +66,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, hang_up)
     # cli.py is the composition root: the only place that starts the UI.
     with DemoStack(db=args.db, operator=args.operator) as stack:
+        for unit, why in stack.left_out.items():
+            print(f"demo: {unit} left out: {why}", file=sys.stderr)
         print(
             f"demo: session database {stack.db}, controller log {stack.log_path}", file=sys.stderr
         )
@@ -129,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("--operator", default=os.environ.get("USER", "therapist"))
     tui.set_defaults(func=_cmd_tui)
 
-    demo = sub.add_parser("demo", help="simulated US-1 + controller + TUI on embedded defaults")
+    demo = sub.add_parser(
+        "demo", help="simulated US-1, ES-2 and CX-3 + controller + TUI on embedded defaults"
+    )
     demo.add_argument("--db", default=None, help="session database (default: a temporary file)")
     demo.add_argument("--operator", default=os.environ.get("USER", "therapist"))
     demo.set_defaults(func=_cmd_demo)
