@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The whole command-line interface."""
     from sessionconsole.drivers import probe as probe_cli
     from sessionconsole.record import cli as records_cli
+    from sessionconsole.scripted import cli as scripted_cli
 
     parser = argparse.ArgumentParser(prog="sessionconsole", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     probe_cli.add_parser(sub)
     records_cli.add_parser(sub)
+    scripted_cli.add_parser(sub)
     return parser
 
 
