@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -56,17 +57,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     run.add_argument("--operator", default=os.environ.get("USER", "script"))
     run.add_argument("--patient", default=DEFAULT_PATIENT, metavar="PSEUDONYM")
     run.set_defaults(func=cmd_run)
+    schema = commands.add_parser("schema", help="print the JSON schema of the --json summary")
+    schema.set_defaults(func=cmd_schema)
+
+
+def cmd_schema(_args: argparse.Namespace) -> int:
+    """The `session schema` command: the summary's JSON schema."""
+    print(json.dumps(Summary.model_json_schema(), indent=2))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The `session run` command."""
     script_path = Path(args.script)
-
-    def hang_up(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwinds through the clean-up: nothing left running
-
-    signal.signal(signal.SIGHUP, hang_up)
-    signal.signal(signal.SIGTERM, hang_up)
     try:
         script = load_script(script_path)
         room_path = config_dir() / "rooms" / "demo.toml" if args.demo else Path(args.room)
@@ -77,6 +80,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         make_plan(script_path, script, units, _vocabulary())
     except (ScriptError, InvalidInput) as exc:
         return _report(args, error_summary(script_path, "invalid_input", str(exc)))
+
+    def hang_up(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)  # unwinds through the clean-up: nothing left running
+
+    signal.signal(signal.SIGHUP, hang_up)
+    signal.signal(signal.SIGTERM, hang_up)
     try:
         summary = _run(args, script_path, script, None if args.demo else room_path)
     except ConsoleUnavailable as exc:

@@ -17,6 +17,7 @@ from sessionconsole.api.client import ControllerClient, ControllerUnavailable
 from sessionconsole.api.messages import (
     LogTechniqueCommand,
     NoteCommand,
+    Side,
     Snapshot,
     StopCommand,
     UltrasoundSnapshot,
@@ -89,7 +90,7 @@ class ScriptRunner:
         )
         self.result = RunResult()
         self._last_refused = False
-        self._techniques: dict[tuple[str, str, str], asyncio.Task[None]] = {}
+        self._techniques: dict[tuple[str, str, Side], asyncio.Task[None]] = {}
 
     def _on_snapshot(self, snap: Snapshot) -> None:
         self.result.session_id = snap.session_id
@@ -253,8 +254,12 @@ class ScriptRunner:
 
     async def _finish(self) -> None:
         """End running techniques, stop outputs still on, wait (bounded) to see them off."""
-        for task in self._techniques.values():
-            task.cancel()
+        for (technique, region, side), task in list(self._techniques.items()):
+            task.cancel()  # a technique with a duration still running ends with the script
+            with contextlib.suppress(ControllerUnavailable, TimeoutError):
+                await self.client.send(
+                    LogTechniqueCommand(action="end", technique=technique, region=region, side=side)
+                )
         self._techniques.clear()
         running = [d.device for d in self._snap().devices if d.output_active]
         for output in running:

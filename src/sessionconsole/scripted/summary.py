@@ -177,7 +177,7 @@ def _outputs(
     for device, since in on_since.items():
         total_ns[device] = total_ns.get(device, 0) + max(0, end_ns - since)
     out: dict[str, OutputOut] = {}
-    for device in sorted(set(runs) | set(energy)):
+    for device in sorted(runs):  # outputs that ran at least once
         joules = energy.get(device)
         area = areas.get(device)
         dose = round(joules / area, 3) if joules is not None and area else None
