@@ -53,3 +53,15 @@ def test_example_script_holds_on_the_demo_stack(script: Path, tmp_path: Path) ->
         check=False,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr  # the record's chain holds
+
+
+def test_the_example_in_the_docs_runs_as_documented(tmp_path: Path) -> None:
+    doc = (EXAMPLES.parents[1] / "docs" / "SCRIPTED_SESSIONS.md").read_text()
+    block = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "doc.toml"
+    script.write_text(block)
+    run = session_run("--demo", "--script", str(script), "--db", str(tmp_path / "s.db"))
+    assert run.summary is not None and run.code == 0, (run.summary, run.stderr)
+    [refusal] = run.summary["refused"]
+    assert (refusal["do"], refusal["rule_id"]) == ("set", "SETPOINT_LIMIT")
+    assert {"us1", "es2.ch1"} <= set(run.summary["outputs"])
