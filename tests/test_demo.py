@@ -86,7 +86,7 @@ def test_demo_in_a_terminal_shows_live_values_stops_on_f12_and_quits_clean(
         assert wait_until(full_screen, 15), capture(tmux)
         demo_pid = int(pid_file.read_text())
         helpers = children_of(demo_pid)
-        assert len(helpers) >= 2, helpers  # simulator and controller
+        assert len(helpers) >= 5, helpers  # controller, three simulators, mosquitto
         subprocess.run(["tmux", "send-keys", "-t", tmux, "F12"], check=True)
         assert wait_until(lambda: "LOW PRIORITY ALARM" in capture(tmux), 5), capture(tmux)
         subprocess.run(["tmux", "send-keys", "-t", tmux, "C-q"], check=True)
@@ -108,13 +108,30 @@ def test_closing_the_terminal_or_killing_the_demo_leaves_nothing_running(tmp_pat
     script = (
         "import time, sys; from sessionconsole.demo import DemoStack\n"
         "s = DemoStack().start()\n"
-        "print(s.controller.pid, s.sim.pid, flush=True)\n"
+        "print(s.left_out, *s.pids(), flush=True)\n"
         "time.sleep(60)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
-    controller_pid, sim_pid = map(int, proc.stdout.readline().split())
-    assert alive(controller_pid) and alive(sim_pid)
+    left_out, *pids = proc.stdout.readline().split()
+    helpers = [int(p) for p in pids]
+    assert left_out == "{}", left_out  # all three units (mosquitto is installed here)
+    assert len(helpers) == 5 and all(alive(p) for p in helpers), helpers
+    assert set(children_of(proc.pid)) >= set(helpers)
     os.kill(proc.pid, signal.SIGKILL)  # no clean-up code of ours runs
     proc.wait(5)
-    assert wait_until(lambda: not alive(controller_pid) and not alive(sim_pid), 10)
+    assert wait_until(lambda: not any(alive(p) for p in helpers), 10), helpers
+
+
+def test_the_demo_room_names_all_three_units_with_their_test_ports() -> None:
+    from sessionconsole.demo import DemoStack
+    from sessionconsole.model.room import load_room
+
+    with DemoStack() as stack:
+        room, profiles = load_room(stack.room_path)
+        assert set(room.devices) == {"us1", "es2", "cx3"}
+        for unit, device in room.devices.items():
+            assert device.sim_control == stack.sims[unit].control
+        helpers = stack.pids()
+    assert sorted(p.kind for p in profiles.values()) == ["cx3", "es2", "us1"]
+    assert wait_until(lambda: not any(alive(p) for p in helpers), 5), helpers

@@ -66,6 +66,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, hang_up)
     # cli.py is the composition root: the only place that starts the UI.
     with DemoStack(db=args.db, operator=args.operator) as stack:
+        for unit, why in stack.left_out.items():
+            print(f"demo: {unit} left out: {why}", file=sys.stderr)
         print(
             f"demo: session database {stack.db}, controller log {stack.log_path}", file=sys.stderr
         )
@@ -94,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sessionconsole.drivers import probe as probe_cli
     from sessionconsole.plans import cli as plans_cli
     from sessionconsole.record import cli as records_cli
+    from sessionconsole.scripted import cli as scripted_cli
 
     parser = argparse.ArgumentParser(prog="sessionconsole", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -130,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("--operator", default=os.environ.get("USER", "therapist"))
     tui.set_defaults(func=_cmd_tui)
 
-    demo = sub.add_parser("demo", help="simulated US-1 + controller + TUI on embedded defaults")
+    demo = sub.add_parser(
+        "demo", help="simulated US-1, ES-2 and CX-3 + controller + TUI on embedded defaults"
+    )
     demo.add_argument("--db", default=None, help="session database (default: a temporary file)")
     demo.add_argument("--operator", default=os.environ.get("USER", "therapist"))
     demo.set_defaults(func=_cmd_demo)
@@ -145,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe_cli.add_parser(sub)
     records_cli.add_parser(sub)
     plans_cli.add_parser(sub)
+    scripted_cli.add_parser(sub)
     return parser
 
 

@@ -71,6 +71,10 @@ class SimProcess:
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self) -> SimProcess:
         """Launch the subprocess and wait for its READY line; returns self."""
+        return self.launch().wait_ready()
+
+    def launch(self) -> SimProcess:
+        """Launch the subprocess without waiting (start several, then `wait_ready` each)."""
         self.proc = subprocess.Popen(
             self.command,
             stdout=subprocess.PIPE,
@@ -78,6 +82,10 @@ class SimProcess:
             stderr=self.stderr,
             preexec_fn=die_with_parent if self.die_with_parent else None,
         )
+        return self
+
+    def wait_ready(self) -> SimProcess:
+        """Wait for the launched simulator's READY line (killing it on failure); returns self."""
         try:
             self.ready = self._read_ready()
         except BaseException:

@@ -7,6 +7,7 @@ yields one started broker per test session (per xdist worker).
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -16,6 +17,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+
+from sessionconsole.testing import die_with_parent as _die_with_parent
 
 __all__ = ["Mosquitto", "MosquittoError", "MosquittoNotInstalled"]
 
@@ -50,9 +53,19 @@ def find_mosquitto() -> str:
 class Mosquitto:
     """One mosquitto process: temp config, loopback listener, anonymous, no persistence."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", start_timeout: float = 5.0) -> None:
-        """Describe the broker (port 0 = a free port); `start()` launches it."""
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        start_timeout: float = 5.0,
+        die_with_parent: bool = False,
+    ) -> None:
+        """Describe the broker (port 0 = a free port); `start()` launches it.
+
+        `die_with_parent`: the broker gets SIGTERM when its parent dies (demos, script runs).
+        """
         self.host = host
+        self.die_with_parent = die_with_parent
         self.port = port
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[bytes] | None = None
@@ -72,6 +85,9 @@ class Mosquitto:
             f"listener {self.port} {self.host}\n"
             "allow_anonymous true\n"
             "persistence false\n"
+            # Stay the user who started it: started as root, mosquitto would switch to user
+            # `mosquitto`, and that credential change clears PR_SET_PDEATHSIG (die_with_parent).
+            f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
             "set_tcp_nodelay true\n"  # else Nagle + delayed ACK add 40 ms a hop
             "log_dest stderr\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
@@ -104,6 +120,7 @@ class Mosquitto:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
+                preexec_fn=_die_with_parent if self.die_with_parent else None,
             )
         deadline = t0 + self.start_timeout
         while time.monotonic() < deadline:
