@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -24,7 +23,7 @@ import aiomqtt
 
 from sessionconsole.drivers.base import DriverLifecycle
 from sessionconsole.drivers.errors import DeviceUnreachable, WrongDevice
-from sessionconsole.drivers.mqtt_options import NO_DELAY
+from sessionconsole.drivers.mqtt_options import client_for
 from sessionconsole.drivers.tracking import CommandTracker, Confirm
 from sessionconsole.model.combination import Cx3Profile, Cx3Reading
 from sessionconsole.model.settings import UltrasoundSettings
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 BACKOFF_INITIAL_S = 0.1
 BACKOFF_MAX_S = 2.0
 CLOSE_TIMEOUT_S = 1.0
-CONNECT_TIMEOUT_S = 2.0
 REPLY_TIMEOUT_S = 1.0  # a command unanswered this long counts as timed out
 STOP_RETRY_S = 0.5  # an unanswered stop is published again (new id) this often
 SERVE_TICK_S = 0.05
@@ -212,17 +210,7 @@ class Cx3MqttDriver(DriverLifecycle):
         status offline: the unit's last will; no telemetry) or what the broker said.
         """
         link = self.profile.link
-        client = aiomqtt.Client(
-            link.host,
-            link.port,
-            username=link.username,
-            password=link.password,
-            identifier=f"probe-{self.device_id}-{os.getpid()}-{self._ids.next()}",
-            clean_session=True,
-            keepalive=link.keepalive_s,
-            timeout=CONNECT_TIMEOUT_S,
-            socket_options=NO_DELAY,
-        )
+        client = client_for(link, "probe", self.device_id)
         try:
             async with client:
                 await client.subscribe(self.topics.status, qos=1)
@@ -321,17 +309,7 @@ class Cx3MqttDriver(DriverLifecycle):
 
     async def _session(self) -> None:
         link = self.profile.link
-        client = aiomqtt.Client(
-            link.host,
-            link.port,
-            username=link.username,
-            password=link.password,
-            identifier=f"console-{self.device_id}-{os.getpid()}-{self._ids.next()}",
-            clean_session=True,
-            keepalive=link.keepalive_s,
-            timeout=CONNECT_TIMEOUT_S,
-            socket_options=NO_DELAY,
-        )
+        client = client_for(link, "console", self.device_id)
         async with client:
             for topic, qos in (
                 (self.topics.status, 1),

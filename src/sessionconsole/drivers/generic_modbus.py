@@ -23,8 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pymodbus.exceptions import ModbusException, ModbusIOException
-
+from sessionconsole.drivers import modbus_transport
 from sessionconsole.drivers.base import DriverLifecycle
 from sessionconsole.drivers.errors import (
     DeviceRejected,
@@ -35,13 +34,11 @@ from sessionconsole.drivers.errors import (
 from sessionconsole.drivers.modbus_transport import (
     MODBUS_EXCEPTIONS,
     ModbusClient,
-    NoReply,
     make_client,
     no_link_text,
 )
 from sessionconsole.drivers.tracking import CommandRecord, CommandTracker
 from sessionconsole.model.modbus_map import ModbusGenericProfile
-from sessionconsole.model.profile import ModbusTcpLink
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.telemetry import UltrasoundReading
 from sessionconsole.protocols import modbus_map as codec
@@ -249,10 +246,7 @@ class GenericModbusDriver(DriverLifecycle):
     @property
     def endpoint(self) -> str:
         """Where the unit is reached, in words: `host:port` or the serial port."""
-        link = self.profile.link
-        if isinstance(link, ModbusTcpLink):
-            return f"{link.host}:{link.port}"
-        return link.port
+        return modbus_transport.endpoint_text(self.profile.link)
 
     # ---- the I/O task ----
 
@@ -477,24 +471,12 @@ class GenericModbusDriver(DriverLifecycle):
         return True
 
     async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        # Our own deadline on top of pymodbus's: a library call that never returns must not
-        # wedge the driver.
-        try:
-            async with asyncio.timeout(self._hard_timeout_s):
-                return await method(*args, **kwargs)
-        except (ModbusIOException, TimeoutError) as exc:
-            if isinstance(exc, TimeoutError) or "No response received" in str(exc):
-                raise NoReply(f"{self.device_id}: {self._no_reply_text()}") from exc
-            raise DeviceUnreachable(f"{self.device_id}: {type(exc).__name__}: {exc}") from exc
-        except (ModbusException, OSError) as exc:
-            raise DeviceUnreachable(f"{self.device_id}: {type(exc).__name__}: {exc}") from exc
-
-    def _no_reply_text(self) -> str:
-        """The unit stayed silent: say which unit id, where, and how long we waited."""
-        link = self.profile.link
-        return (
-            f"no reply from unit id {link.device_id} at {self.endpoint} "
-            f"(timeout after 1 send of {link.request_timeout_ms} ms)"
+        """One pymodbus request under our deadline (modbus_transport.call)."""
+        return await modbus_transport.call(
+            self.device_id,
+            self.profile.link,
+            self._hard_timeout_s,
+            lambda: method(*args, **kwargs),
         )
 
     def _require_client(self) -> ModbusClient:

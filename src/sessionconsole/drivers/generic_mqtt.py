@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,7 +27,7 @@ import aiomqtt
 
 from sessionconsole.drivers.base import DriverLifecycle
 from sessionconsole.drivers.errors import DeviceUnreachable, WrongDevice
-from sessionconsole.drivers.mqtt_options import NO_DELAY
+from sessionconsole.drivers.mqtt_options import client_for
 from sessionconsole.drivers.tracking import CommandRecord, CommandTracker, Confirm
 from sessionconsole.model.combination import Cx3Reading
 from sessionconsole.model.mqtt_map import ConsoleOp, Electrode, GenericMqttProfile, Output
@@ -42,7 +40,6 @@ log = logging.getLogger(__name__)
 
 BACKOFF_INITIAL_S = 0.1
 BACKOFF_MAX_S = 2.0
-CONNECT_TIMEOUT_S = 2.0
 STOP_RETRY_S = 0.5  # an unanswered stop is published again (new id) this often
 SERVE_TICK_S = 0.05
 SETPOINT_TOLERANCE = 0.005  # W/cm² or mA: a setpoint read back within this is the one sent
@@ -51,7 +48,6 @@ SETPOINT_TOLERANCE = 0.005  # W/cm² or mA: a setpoint read back within this is 
 STOPPED_INTENSITY_W_CM2 = 0.05
 STOPPED_AMPLITUDE_MA = 0.5
 IDENTITY_TOLERANCE = 0.05  # ERA (cm²) and BNR reported by the head against the profile
-_client_numbers = itertools.count(1)
 
 
 def restart_safe_first_id(wall_clock: Callable[[], float] = time.time) -> int:
@@ -239,17 +235,7 @@ class GenericMqttDriver(DriverLifecycle):
         Raises DeviceUnreachable naming what was missing, or WrongDevice.
         """
         link = self.profile.link
-        client = aiomqtt.Client(
-            link.host,
-            link.port,
-            username=link.username,
-            password=link.password,
-            identifier=f"probe-{self.device_id}-{os.getpid()}-{next(_client_numbers)}",
-            clean_session=True,
-            keepalive=link.keepalive_s,
-            timeout=CONNECT_TIMEOUT_S,
-            socket_options=NO_DELAY,
-        )
+        client = client_for(link, "probe", self.device_id)
         where = f"on broker {link.host}:{link.port}"
         try:
             async with client:
@@ -353,17 +339,7 @@ class GenericMqttDriver(DriverLifecycle):
 
     async def _session(self) -> None:
         link = self.profile.link
-        client = aiomqtt.Client(
-            link.host,
-            link.port,
-            username=link.username,
-            password=link.password,
-            identifier=f"console-{self.device_id}-{os.getpid()}-{next(_client_numbers)}",
-            clean_session=True,
-            keepalive=link.keepalive_s,
-            timeout=CONNECT_TIMEOUT_S,
-            socket_options=NO_DELAY,
-        )
+        client = client_for(link, "console", self.device_id)
         qos = self.profile.qos
         async with client:
             for name in ("status", "reply", "event", "telemetry"):

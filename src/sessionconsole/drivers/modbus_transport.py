@@ -6,8 +6,13 @@ drivers do both, with backoff), and the words for what went wrong on it.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException, ModbusIOException
 
 from sessionconsole.drivers.errors import DeviceUnreachable
 from sessionconsole.model.profile import ModbusRtuLink, ModbusTcpLink
@@ -52,3 +57,39 @@ def no_link_text(link: ModbusTcpLink | ModbusRtuLink) -> str:
     if isinstance(link, ModbusTcpLink):
         return f"no Modbus TCP connection to {link.host}:{link.port}"
     return f"cannot open Modbus RTU port {link.port} (missing, in use, or no permission)"
+
+
+def endpoint_text(link: ModbusTcpLink | ModbusRtuLink) -> str:
+    """Where the unit is reached, in words: `host:port` or the serial port."""
+    return f"{link.host}:{link.port}" if isinstance(link, ModbusTcpLink) else link.port
+
+
+def no_reply_text(link: ModbusTcpLink | ModbusRtuLink) -> str:
+    """The unit stayed silent: which unit id, where, and how long we waited."""
+    return (
+        f"no reply from unit id {link.device_id} at {endpoint_text(link)} "
+        f"(timeout after 1 send of {link.request_timeout_ms} ms)"
+    )
+
+
+async def call(
+    device_id: str,
+    link: ModbusTcpLink | ModbusRtuLink,
+    hard_timeout_s: float,
+    request: Callable[[], Awaitable[Any]],
+) -> Any:
+    """Run one pymodbus request under our own deadline, with errors in the console's words.
+
+    The deadline sits on top of pymodbus's own: a library call that never returns must not
+    wedge the driver (seen once in CI-like runs after a link drop). Silence is NoReply; any
+    other transport failure DeviceUnreachable.
+    """
+    try:
+        async with asyncio.timeout(hard_timeout_s):
+            return await request()
+    except (ModbusIOException, TimeoutError) as exc:
+        if isinstance(exc, TimeoutError) or "No response received" in str(exc):
+            raise NoReply(f"{device_id}: {no_reply_text(link)}") from exc
+        raise DeviceUnreachable(f"{device_id}: {type(exc).__name__}: {exc}") from exc
+    except (ModbusException, OSError) as exc:
+        raise DeviceUnreachable(f"{device_id}: {type(exc).__name__}: {exc}") from exc
