@@ -39,7 +39,15 @@ def _cmd_controller(args: argparse.Namespace) -> int:
     except (OSError, ValidationError, ValueError, RecordKeyError) as exc:
         print(f"sessionconsole controller: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    config = dataclasses.replace(config, period_s=1.0 / args.rate_hz)
+    config = dataclasses.replace(config, period_s=1.0 / args.rate_hz, api_group=args.group)
+    if args.group is not None:
+        from sessionconsole.core.peers import group_id
+
+        try:
+            group_id(args.group)
+        except ValueError as exc:
+            print(f"sessionconsole controller: invalid configuration: {exc}", file=sys.stderr)
+            return 2
     try:
         asyncio.run(run_controller(config))
     except ControllerAlreadyRunning as exc:
@@ -114,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="record-signing key file (default: $SESSIONCONSOLE_RECORD_KEY or "
         "~/.config/sessionconsole/record.key, created on first use)",
+    )
+    ctl.add_argument(
+        "--group",
+        default=None,
+        help="also let members of this group use the API socket (default: owner only)",
     )
     ctl.add_argument(
         "--therapist",

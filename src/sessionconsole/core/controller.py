@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -40,6 +41,7 @@ from sessionconsole.api.messages import (
     TechniqueSnapshot,
     UltrasoundSnapshot,
 )
+from sessionconsole.core.peers import PeerPolicy, group_id
 from sessionconsole.core.server import ApiServer, ClientSession
 from sessionconsole.core.ticker import Ticker
 from sessionconsole.core.units import Unit, descriptor_keys, make_unit, reading_values
@@ -92,6 +94,7 @@ class ControllerConfig:
     db_path: Path
     socket_path: Path
     people: SessionPeople | None = None
+    api_group: str | None = None  # besides the controller's own user, members may connect
     period_s: float = 0.01
     record_key: RecordKey | None = None  # None: the installation key (created on first use)
 
@@ -111,7 +114,9 @@ class Controller:
         limits = {o: lim for unit in self.units.values() for o, lim in unit.limits.items()}
         self.state = k.initial_state(limits)
         self.recorder = Recorder(config.db_path, key=config.record_key)
-        self.server = ApiServer(config.socket_path, self._on_request)
+        group = None if config.api_group is None else group_id(config.api_group)
+        policy = PeerPolicy(owner_uid=os.getuid(), group_gid=group)
+        self.server = ApiServer(config.socket_path, self._on_request, policy=policy)
         self.ticker = Ticker(config.period_s, self._tick, clock=clock)
         self.session_id = ""
         self._incoming: list[_Pending] = []

@@ -1,4 +1,8 @@
-"""The controller's local API server: JSON lines on an owner-only Unix socket."""
+"""The controller's local API server: JSON lines on an owner-only (or one-group) Unix socket.
+
+Every connection's peer credentials are checked as well (core/peers.py): a stranger that
+gets past a loosened socket mode is refused with one line and disconnected.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from sessionconsole.api.messages import (
     Reply,
     Request,
 )
+from sessionconsole.core.peers import PeerPolicy, peer_of
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +71,11 @@ class ApiServer:
         socket_path: Path,
         on_request: Callable[[ClientSession, Request], None],
         on_disconnect: Callable[[ClientSession], None] | None = None,
+        policy: PeerPolicy | None = None,
     ) -> None:
         self.socket_path = socket_path
+        self.policy = policy or PeerPolicy(owner_uid=os.getuid())
+        self.refused = 0
         self.on_request = on_request
         self.on_disconnect = on_disconnect
         self.clients: set[ClientSession] = set()
@@ -91,7 +99,11 @@ class ApiServer:
             )
         finally:
             os.umask(old_umask)
-        os.chmod(staging, 0o600)
+        if self.policy.group_gid is None:
+            os.chmod(staging, 0o600)
+        else:
+            os.chown(staging, -1, self.policy.group_gid)
+            os.chmod(staging, 0o660)
         os.replace(staging, self.socket_path)
 
     async def close(self) -> None:
@@ -111,6 +123,16 @@ class ApiServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client = ClientSession(next(self._ids), writer)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            peer = peer_of(sock)
+            if not self.policy.allows(peer):
+                self.refused += 1
+                reason = self.policy.refusal(peer)
+                log.warning("refused an API client: %s", reason)
+                self._error(client, f"refused: {reason}")
+                await _close_gently(reader, writer)
+                return
         self.clients.add(client)
         try:
             while True:
@@ -139,6 +161,18 @@ class ApiServer:
     @staticmethod
     def _error(client: ClientSession, message: str) -> None:
         client.send_line(ErrorMessage(error=message).model_dump_json().encode() + b"\n")
+
+
+async def _close_gently(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Close after the peer has had our last line: closing with its data unread would reset
+    the connection and lose the line. Waits at most a second for the peer to finish."""
+    with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+        await writer.drain()
+        writer.write_eof()
+        async with asyncio.timeout(1.0):
+            while await reader.read(4096):
+                pass
+    writer.close()
 
 
 def _describe(exc: ValidationError) -> str:
