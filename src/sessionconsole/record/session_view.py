@@ -438,8 +438,7 @@ def _summarise(view: SessionView, stream: Stream, modality: str) -> ModalitySumm
     alarms = tuple(a for a in view.alarms if a.device == stream.device)
     attended = None
     if modality == STIMULATION:
-        flag = view.plan.get("stimulation_attended")
-        attended = flag if isinstance(flag, bool) else None
+        attended = _attended(view, stream.device)
     model = _text(stream.descriptor.get("model"))
     return ModalitySummary(
         stream.device,
@@ -455,6 +454,21 @@ def _summarise(view: SessionView, stream: Stream, modality: str) -> ModalitySumm
         alarms,
         attended,
     )
+
+
+def _attended(view: SessionView, device: str) -> bool | None:
+    """Whether stimulation on this output was attended: the `attended` mark of its
+    output_start entries (set at each start, as billing reads it), else the plan's flag."""
+    marks = [
+        e.payload.get("attended")
+        for e in view.entries
+        if e.kind == "output_start" and e.payload.get("device") == device
+    ]
+    marked = [m for m in marks if isinstance(m, bool)]
+    if marked:
+        return any(marked)
+    flag = view.plan.get("stimulation_attended")
+    return flag if isinstance(flag, bool) else None
 
 
 def _on_time(stream: Stream, modality: str) -> tuple[float, int | None, int | None]:
