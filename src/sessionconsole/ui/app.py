@@ -26,6 +26,7 @@ from sessionconsole.ui.alarm_sound import AlarmSounder
 from sessionconsole.ui.alarm_views import AlarmEscalationScreen, AlarmListScreen
 from sessionconsole.ui.cli_runner import RecordsAccess
 from sessionconsole.ui.messages import AudioPause, Say, SendCommand, stop_all
+from sessionconsole.ui.past.screen import HistoryScreen
 from sessionconsole.ui.session_screen import SessionScreen
 from sessionconsole.ui.summary.screen import SummaryScreen
 from sessionconsole.ui.summary.tally import LiveTally
@@ -44,6 +45,7 @@ class SessionConsoleApp(App[int]):
         Binding("f12", "stop_all", "STOP ALL", priority=True, key_display="F12"),
         Binding("ctrl+q", "quit", "Quit"),
         Binding("f4", "summary", "Summary", key_display="F4"),
+        Binding("f5", "history", "History", key_display="F5", show=False),
     ]
 
     def __init__(
@@ -197,10 +199,16 @@ class SessionConsoleApp(App[int]):
         if self.records.db is not None and self.tally.summary is not None:
             self.summary_screen.action_bill()
 
+    def action_history(self) -> None:
+        """Past sessions, read from the record through `records list`."""
+        if not isinstance(self.screen, HistoryScreen):
+            self.push_screen(HistoryScreen(self.records))
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """The command palette also lists the screens."""
         yield from super().get_system_commands(screen)
         yield SystemCommand("Summary", "This session's summary (F4)", self.action_summary)
+        yield SystemCommand("History", "Past sessions from the record (F5)", self.action_history)
 
     def action_stop_all(self) -> None:
         """STOP ALL: every output of every device, latched until acknowledged."""

@@ -11,6 +11,7 @@ import shlex
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 TIMEOUT_S = 30.0
 # What `records export -o` gets per format (CSV writes several files: a folder).
@@ -78,3 +79,12 @@ class RecordsAccess:
         output = f"{self.export_dir.rstrip('/')}/{session_id}{EXPORT_SUFFIX[fmt]}"
         db = self.db or "DB"
         return ["records", "export", session_id, "--db", db, "--format", fmt, "-o", output]
+
+    async def export(self, session_id: str, fmt: str) -> tuple[list[str], CliResult]:
+        """Create the export folder (in a thread) and run `records export` into it."""
+        args = self.export_args(session_id, fmt)
+        try:
+            await asyncio.to_thread(Path(self.export_dir).mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            return args, CliResult(tuple(args), 2, "", f"cannot create {self.export_dir}: {exc}")
+        return args, await self.run(args)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
@@ -92,7 +90,7 @@ class SummaryScreen(Screen[None]):
             self.status.update("Not exported: no --db given. Run: " + command_line(args))
             return
         self.status.update(f"Exporting {fmt.upper()}…")
-        self._export(args)
+        self._export(session_id, fmt)
 
     def _session_or_say(self) -> str | None:
         if self.summary is None:
@@ -109,18 +107,11 @@ class SummaryScreen(Screen[None]):
             self.bill.update(f"Billing failed (exit {result.code}): {result.stderr.strip()}")
 
     @work(group="summary-export")
-    async def _export(self, args: list[str]) -> None:
-        try:
-            await asyncio.to_thread(
-                Path(self.records.export_dir).mkdir, parents=True, exist_ok=True
-            )
-        except OSError as exc:
-            self.status.update(f"Export failed: cannot create {self.records.export_dir}: {exc}")
-            return
-        result = await self.records.run(args)
+    async def _export(self, session_id: str, fmt: str) -> None:
+        args, result = await self.records.export(session_id, fmt)
         where = args[-1]
         if result.ok:
-            self.status.update(f"Exported {args[args.index('--format') + 1].upper()}: {where}")
+            self.status.update(f"Exported {fmt.upper()}: {where}")
         else:
             self.status.update(f"Export failed (exit {result.code}): {result.stderr.strip()}")
 

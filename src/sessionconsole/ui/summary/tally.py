@@ -39,6 +39,23 @@ def settings_text(settings: UltrasoundSettings | ChannelSetup | None) -> str:
     return f"{w.mode} {w.freq_hz} Hz {w.pw_us} µs{cycle}, {settings.amplitude_ma:.1f} mA"
 
 
+@dataclass(frozen=True, slots=True)
+class AlarmLine:
+    """One alarm as the summary lists it."""
+
+    priority: str
+    rule_id: str
+    device: str | None
+    message: str
+    acknowledged_by: str | None
+
+    @classmethod
+    def of(cls, alarm: AlarmSnapshot) -> AlarmLine:
+        """From a snapshot's alarm."""
+        who = alarm.acknowledged_by or ("someone" if alarm.acknowledged else None)
+        return cls(alarm.priority, alarm.rule_id, alarm.device, alarm.message, who)
+
+
 @dataclass(slots=True)
 class OutputSummary:
     """One output over the session."""
@@ -46,7 +63,7 @@ class OutputSummary:
     device: str
     modality: str
     settings: list[str] = field(default_factory=list)  # every distinct setting, in order
-    on_time_s: float = 0.0
+    on_time_s: float | None = 0.0  # None: the source does not say (no output_start entries)
     energy_j: float | None = None
     alarms: int = 0
 
@@ -63,7 +80,7 @@ class SessionSummary:
     session_id: str
     source: str
     outputs: dict[str, OutputSummary] = field(default_factory=dict)
-    alarms: list[AlarmSnapshot] = field(default_factory=list)
+    alarms: list[AlarmLine] = field(default_factory=list)
     pain_before: int | None = None
     pain_after: int | None = None
     notes: list[str] = field(default_factory=list)
@@ -89,7 +106,7 @@ class LiveTally:
         self._last_s = now_s
         for output in snapshot.devices:
             self._add_output(summary, output, dt)
-        summary.alarms = sorted(snapshot.alarms, key=lambda a: a.id)
+        summary.alarms = [AlarmLine.of(a) for a in sorted(snapshot.alarms, key=lambda a: a.id)]
         for out in summary.outputs.values():
             out.alarms = sum(1 for a in summary.alarms if a.device in (out.device, None))
 
@@ -98,7 +115,7 @@ class LiveTally:
         if out is None:
             out = summary.outputs[output.device] = OutputSummary(output.device, output.modality)
         if output.output_active:
-            out.on_time_s += dt
+            out.on_time_s = (out.on_time_s or 0.0) + dt
             out.add_settings(settings_text(output.settings))
         if isinstance(output, UltrasoundSnapshot) and output.energy_j is not None:
             last = self._energy_last.get(output.device)

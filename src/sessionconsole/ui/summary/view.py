@@ -29,8 +29,8 @@ def outputs_table(summary: SessionSummary) -> Table:
         energy = "—" if out.energy_j is None else f"{out.energy_j:.0f} J"
         table.add_row(
             f"{out.device} {MODALITY_SHORT.get(out.modality, out.modality)}",
-            "\n".join(out.settings) or "never on",
-            duration_text(out.on_time_s),
+            "\n".join(out.settings) or ("never on" if out.on_time_s == 0 else "not recorded"),
+            "?" if out.on_time_s is None else duration_text(out.on_time_s),
             energy,
             str(out.alarms),
         )
@@ -53,9 +53,7 @@ def alarms_text(summary: SessionSummary) -> Text:
     """Each alarm in words: priority, rule, message, who acknowledged."""
     text = Text.assemble(("Alarms ", "bold"), str(len(summary.alarms)))
     for alarm in summary.alarms:
-        who = alarm.acknowledged_by or (
-            "acknowledged" if alarm.acknowledged else "NOT acknowledged"
-        )
+        who = alarm.acknowledged_by or "NOT acknowledged"
         text.append(f"\n{alarm.priority.upper()} ", style="bold")
         text.append(f"{alarm.rule_id}: {alarm.message} ({who})")
     return text
@@ -71,7 +69,10 @@ def summary_renderable(summary: SessionSummary) -> RenderableType:
             summary.session_id,
             f" — {summary.source}.{state}",
         ),
-        Text("Dose (J/cm²) needs the plan's treated area: see the record's export.", style="dim"),
+        Text(
+            "Dose (J/cm²) needs the plan's treated area; ? = not in this source: see the export.",
+            style="dim",
+        ),
         outputs_table(summary),
         pain_text(summary),
         alarms_text(summary),
