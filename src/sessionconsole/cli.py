@@ -59,7 +59,7 @@ def _cmd_controller(args: argparse.Namespace) -> int:
 def _cmd_tui(args: argparse.Namespace) -> int:
     from sessionconsole.ui.app import run_tui
 
-    return run_tui(args.socket, operator=args.operator)
+    return run_tui(args.socket, operator=args.operator, db=args.db)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -79,7 +79,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(
             f"demo: session database {stack.db}, controller log {stack.log_path}", file=sys.stderr
         )
-        code = run_tui(str(stack.socket_path), operator=args.operator)
+        code = run_tui(str(stack.socket_path), operator=args.operator, db=str(stack.db))
     print(f"demo: stopped; the session record is in {stack.db}", file=sys.stderr)
     return code
 
@@ -144,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     tui = sub.add_parser("tui", help="the therapist's terminal UI (a client of the controller)")
     tui.add_argument("--socket", default=_default_socket(), help="controller API socket path")
     tui.add_argument("--operator", default=os.environ.get("USER", "therapist"))
+    tui.add_argument(
+        "--db",
+        default=None,
+        metavar="PATH",
+        help="session database, read through `records` for billing, history and export",
+    )
     tui.set_defaults(func=_cmd_tui)
 
     demo = sub.add_parser(

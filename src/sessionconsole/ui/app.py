@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.screen import Screen
 
 from sessionconsole.api.client import ControllerClient, ControllerUnavailable
 from sessionconsole.api.messages import Command, Snapshot
@@ -22,8 +24,12 @@ from sessionconsole.model.paths import config_dir
 from sessionconsole.model.vocabulary import Vocabulary, load_vocabulary
 from sessionconsole.ui.alarm_sound import AlarmSounder
 from sessionconsole.ui.alarm_views import AlarmEscalationScreen, AlarmListScreen
+from sessionconsole.ui.cli_runner import RecordsAccess
 from sessionconsole.ui.messages import AudioPause, Say, SendCommand, stop_all
+from sessionconsole.ui.past.screen import HistoryScreen
 from sessionconsole.ui.session_screen import SessionScreen
+from sessionconsole.ui.summary.screen import SummaryScreen
+from sessionconsole.ui.summary.tally import LiveTally
 
 RECONNECT_S = 0.5
 REFRESH_S = 0.1
@@ -38,6 +44,8 @@ class SessionConsoleApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f12", "stop_all", "STOP ALL", priority=True, key_display="F12"),
         Binding("ctrl+q", "quit", "Quit"),
+        Binding("f4", "summary", "Summary", key_display="F4"),
+        Binding("f5", "history", "History", key_display="F5", show=False),
     ]
 
     def __init__(
@@ -48,9 +56,12 @@ class SessionConsoleApp(App[int]):
         *,
         autoconnect: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        records: RecordsAccess | None = None,
     ) -> None:
-        """`autoconnect=False` draws only snapshots fed to `show()` (previews, screenshots)."""
+        """`autoconnect=False` draws only snapshots fed to `show()` (previews, screenshots);
+        `records` says where the session record is (None: the commands are shown, not run)."""
         super().__init__()
+        self.records = records or RecordsAccess(db=None, export_dir="exports")
         self.socket_path = socket_path
         self.operator = operator
         self.autoconnect = autoconnect
@@ -63,6 +74,8 @@ class SessionConsoleApp(App[int]):
         self.alarm_list = AlarmListScreen()
         self.escalation = AlarmEscalationScreen()
         self.sounder = AlarmSounder()
+        self.tally = LiveTally()
+        self.summary_screen = SummaryScreen(self.records, id="summary")
 
     def on_mount(self) -> None:
         self.sub_title = f"operator {self.operator}"
@@ -96,6 +109,7 @@ class SessionConsoleApp(App[int]):
             self.client = None
             self._latest = None
             self.session_screen.show_disconnected("connection lost")
+            self.tally.connection_lost()
             await asyncio.sleep(RECONNECT_S)
 
     def _refresh_view(self) -> None:
@@ -108,8 +122,12 @@ class SessionConsoleApp(App[int]):
     def show(self, snapshot: Snapshot) -> None:
         """Draw a snapshot on the session screen and on whichever alarm view is up."""
         self._latest = snapshot
-        self.session_screen.show_snapshot(snapshot, self.clock())
+        now_s = self.clock()
+        self.tally.add_snapshot(snapshot, now_s)
+        self.session_screen.show_snapshot(snapshot, now_s)
         self.alarm_list.show_snapshot(snapshot)
+        if self.screen is self.summary_screen:
+            self.summary_screen.show_summary(self.tally.summary)
         if self.escalation in self.screen_stack:
             self.escalation.show_snapshot(snapshot)
 
@@ -164,17 +182,41 @@ class SessionConsoleApp(App[int]):
             self.bell()
             return
         if reply.ok:
+            self.tally.accepted(command)
             self.session_screen.say(done)
         else:
             self.session_screen.say(f"Refused: {reply.error}")
             self.bell()
+
+    # ---- other screens ----
+
+    def action_summary(self) -> None:
+        """The session summary from this console's view; the bill from the record when known."""
+        if self.screen is self.summary_screen:
+            return
+        self.push_screen(self.summary_screen)
+        self.summary_screen.show_summary(self.tally.summary)
+        if self.records.db is not None and self.tally.summary is not None:
+            self.summary_screen.action_bill()
+
+    def action_history(self) -> None:
+        """Past sessions, read from the record through `records list`."""
+        if not isinstance(self.screen, HistoryScreen):
+            self.push_screen(HistoryScreen(self.records))
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """The command palette also lists the screens."""
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Summary", "This session's summary (F4)", self.action_summary)
+        yield SystemCommand("History", "Past sessions from the record (F5)", self.action_history)
 
     def action_stop_all(self) -> None:
         """STOP ALL: every output of every device, latched until acknowledged."""
         self.post_message(stop_all())
 
 
-def run_tui(socket_path: str, operator: str) -> int:
-    """Run the TUI until the operator quits."""
-    SessionConsoleApp(socket_path, operator).run()
+def run_tui(socket_path: str, operator: str, db: str | None = None) -> int:
+    """Run the TUI until the operator quits; `db` lets it bill and export from the record."""
+    records = RecordsAccess(db=db, export_dir=str(Path.cwd() / "sessionconsole-exports"))
+    SessionConsoleApp(socket_path, operator, records=records).run()
     return 0

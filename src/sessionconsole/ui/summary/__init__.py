@@ -1,0 +1,1 @@
+"""The session summary: per output settings, on-time, energy, alarms, pain, billing, export."""
