@@ -90,10 +90,18 @@ class SettingsForm(VerticalScroll):
         self._modality = modality
         current = self.target.value
         self.target.set_options([(f"{d} ({m})", d) for d, m in modality.items()])
-        if isinstance(current, str) and current in modality:
-            self.target.value = current
-        elif modality:
-            self.target.value = next(iter(modality))
+        chosen = current if isinstance(current, str) and current in modality else None
+        if chosen is None and modality:
+            chosen = next(iter(modality))
+        # After set_options the Select rebuilds its current-value label; setting the value in
+        # the same turn can reach for that label before it exists (Textual 8, seen under
+        # load): set it once the rebuild has been drawn.
+        self.call_after_refresh(self._choose, chosen)
+
+    def _choose(self, device: str | None) -> None:
+        """Set the form's target (after a refresh) and show that output's fields."""
+        if device is not None and device in self._modality:
+            self.target.value = device
         self._show_fields()
 
     @property
