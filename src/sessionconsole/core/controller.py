@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from sessionconsole import __version__
 from sessionconsole.api.messages import (
     AcknowledgeCommand,
     AlarmSnapshot,
+    ClearLockoutCommand,
     ConfigureCommand,
     HeartbeatCommand,
     Hello,
@@ -78,6 +79,7 @@ class _Pending:
     operator: str
     command: Any
     arrived_mono_ns: int
+    role: str = "therapist"
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ class Controller:
         self.drivers = {name: unit.driver for name, unit in self.units.items()}
         self.unit_of = {output: unit for unit in self.units.values() for output in unit.outputs}
         limits = {o: lim for unit in self.units.values() for o, lim in unit.limits.items()}
-        self.state = k.initial_state(limits)
+        self.state = replace(k.initial_state(limits), tick_period_s=config.period_s)
         self.recorder = Recorder(config.db_path, key=config.record_key)
         self.server = ApiServer(config.socket_path, self._on_request)
         self.ticker = Ticker(config.period_s, self._tick, clock=clock)
@@ -239,7 +241,21 @@ class Controller:
         if isinstance(command, HeartbeatCommand):
             client.reply(Reply(id=request.id, ok=True))
             return
-        pending = _Pending(client, request.id, client.operator, command, self._stamp())
+        pending = _Pending(
+            client, request.id, client.operator, command, self._stamp(), client.role or ""
+        )
+        if isinstance(command, ClearLockoutCommand) and pending.role != kernel.BIOMEDICAL_ROLE:
+            # Checked here as well as in the kernel: the role comes from this client's hello.
+            payload = {**command.model_dump(), "operator": pending.operator, "role": pending.role}
+            payload.update(rule_id="ROLE", reason="only biomedical staff may clear a lock-out")
+            reply = Reply(
+                id=request.id,
+                ok=False,
+                error="only biomedical staff may clear a lock-out",
+                rule_id="ROLE",
+            )
+            self._reply_when_recorded(pending, "refusal", payload, reply)
+            return
         if isinstance(command, LogTechniqueCommand):
             self._log_technique(pending, command)
             return
@@ -292,6 +308,8 @@ class Controller:
             return k.StopAll(rid)
         if isinstance(c, AcknowledgeCommand):
             return k.Acknowledge(rid, c.alarm_id, pending.operator)
+        if isinstance(c, ClearLockoutCommand):
+            return k.ClearLockout(rid, c.device, pending.operator, pending.role)
         return None
 
     # ---- the tick ----
@@ -317,7 +335,12 @@ class Controller:
         for unit in self.units.values():
             readings.update(unit.readings())
         silence = now - self._last_client_heard
-        inputs = k.Inputs(readings, tuple(commands), client_silence_s=silence)
+        inputs = k.Inputs(
+            readings,
+            tuple(commands),
+            client_silence_s=silence,
+            lateness_s=self.ticker.last_lateness_s,
+        )
         self.state, actions = kernel.step(self.state, inputs, now)
         self._dispatch(actions)
         self._record_output_edges(readings)
