@@ -11,10 +11,12 @@ import pytest
 from sessionconsole.api.client import ControllerClient
 from sessionconsole.api.messages import (
     AcknowledgeCommand,
+    ClearLockoutCommand,
     ConfigureCommand,
     LogTechniqueCommand,
     StartCommand,
     StopAllCommand,
+    StopCommand,
 )
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.testing import SimProcess
@@ -225,3 +227,41 @@ async def test_a_heartbeating_client_keeps_the_session_supervised(
     await asyncio.sleep(3.0)  # longer than the client timeout, with heartbeats flowing
     assert sim.request({"op": "state"})["physics"]["output_active"]
     assert not alarm_entries(controller.db, "CLIENT_LOST")
+
+
+async def test_a_stop_not_obeyed_locks_out_until_biomedical_staff_clear_it(
+    client: ControllerClient, sim: SimProcess, controller: ControllerProcess
+) -> None:
+    await start_output(client, sim)
+    assert sim.request({"op": "inject", "fault": "ignore_stop"})["ok"]  # a stuck relay
+    assert (await client.send(StopCommand(device="us1"))).ok
+    await wait_for(lambda: alarm_entries(controller.db, "STOP_NOT_OBEYED"), timeout_s=3)
+    assert sim.request({"op": "clear"})["ok"]  # the relay lets go: the re-sent stop works
+    await wait_for(lambda: client.latest and client.latest.devices[0].state == "IDLE", 3)
+    assert (await client.send(AcknowledgeCommand())).ok
+    # OUTPUT_NOT_COMMANDED clears (acknowledged, output off); the lock-out stays.
+    snap = await wait_for(
+        lambda: (
+            client.latest
+            and [a.rule_id for a in client.latest.alarms if a.active] == ["STOP_NOT_OBEYED"]
+            and client.latest
+        ),
+        3,
+    )
+    assert snap.alarms[-1].latched
+    refused = await client.send(StartCommand(device="us1"))
+    assert not refused.ok and refused.rule_id == "STOP_NOT_OBEYED"
+    refused = await client.send(ClearLockoutCommand(device="us1"))
+    assert not refused.ok and refused.rule_id == "ROLE"  # a therapist may not
+    biomed = ControllerClient(str(controller.socket_path), operator="bo", role="biomedical")
+    await biomed.connect()
+    try:
+        reply = await biomed.send(ClearLockoutCommand(device="us1"))
+        assert reply.ok, reply.error
+    finally:
+        await biomed.close()
+    cleared = [
+        a for a in alarm_entries(controller.db, "STOP_NOT_OBEYED") if a["change"] == "cleared"
+    ]
+    assert cleared and cleared[0]["acknowledged_by"] == "tester"
+    assert (await client.send(StartCommand(device="us1"))).ok

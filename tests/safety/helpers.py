@@ -35,6 +35,10 @@ STIM_LIMITS = DeviceLimits(
     max_amplitude=Limit(100.0, "profile 'bench' max_amplitude_ma"),  # rms cap binds (IFC)
     max_rms=Limit(50.0, "clinical limit stimulation.max_rms_ma"),
     modality="stimulation",
+    deviation_fraction=0.10,
+    deviation_s=1.0,
+    deviation_floor=1.0,
+    ramp_rate_per_s=None,  # the ES-2 reports its ramp (state RAMP)
 )
 WAVEFORM = StimulationSettings(mode="SYM", freq_hz=100, pw_us=200, ramp_s=1)
 SETUP = ChannelSetup(waveform=WAVEFORM, amplitude_ma=20.0)
@@ -89,7 +93,12 @@ def reading(t: float, **changes: Any) -> UltrasoundReading:
 
 def running(t: float, **changes: Any) -> UltrasoundReading:
     """A reading of a running output."""
-    return reading(t, state="RUNNING", output_active=True, intensity_measured_w_cm2=1.0, **changes)
+    on: dict[str, Any] = {
+        "state": "RUNNING",
+        "output_active": True,
+        "intensity_measured_w_cm2": 1.0,
+    }
+    return reading(t, **(on | changes))
 
 
 class Harness:
@@ -111,10 +120,12 @@ class Harness:
         readings: dict[str, Reading | None],
         *commands: Command,
         dt: float = 0.01,
+        lateness_s: float | None = None,
     ) -> list[Action]:
         """Advance time by dt and run one step."""
         self.now = round(self.now + dt, 6)
-        self.state, actions = step(self.state, Inputs(readings, tuple(commands)), self.now)
+        inputs = Inputs(readings, tuple(commands), lateness_s=lateness_s)
+        self.state, actions = step(self.state, inputs, self.now)
         self.last_actions = actions
         return actions
 

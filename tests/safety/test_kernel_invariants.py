@@ -4,7 +4,8 @@ The model device obeys what reaches it after a link latency; telemetry reaches t
 after the same latency and can stop arriving (link loss). Invariants checked every tick:
 no start or setpoint goes out while a trip holds, no setpoint above a limit is ever sent,
 every raised trip sends a stop to every device it covers in the same tick, no heartbeat
-reaches a tripped device, and no latched alarm clears without an acknowledgement. Two
+reaches a tripped device, no latched alarm clears without an acknowledgement, a stop not
+obeyed always ends in a lock-out, and only biomedical staff's clear-lockout releases one. Two
 ultrasound outputs and one stimulation output (an ES-2 channel) share the kernel.
 """
 
@@ -23,6 +24,7 @@ from sessionconsole.safety.rules import Action as RuleAction
 from sessionconsole.safety.types import (
     Acknowledge,
     AlarmChanged,
+    ClearLockout,
     Command,
     Configure,
     Refused,
@@ -78,6 +80,8 @@ class ModelDevice:
     configured: bool = False
     ignore_stop: bool = False
     uncommanded_ticks: int = 0
+    stuck_ticks: int = 0  # running after a stop the kernel has not seen confirmed
+    level_ratio: float = 1.0  # measured over target while running (1.0: on target)
     inbox: deque[tuple[int, object]] = field(default_factory=deque)
     telemetry: deque[tuple[int, object]] = field(default_factory=deque)
 
@@ -121,6 +125,7 @@ class KernelMachine(RuleBasedStateMachine):
                         fault=dev.fault,
                         output_active=dev.running,
                         patient_stop_pressed=dev.switch,
+                        level_measured=20.0 * dev.level_ratio if dev.running else 0.0,
                     )
                 else:
                     state = "FAULT" if dev.fault else ("RUNNING" if dev.running else "IDLE")
@@ -131,6 +136,7 @@ class KernelMachine(RuleBasedStateMachine):
                         output_active=dev.running,
                         head_temperature_c=dev.temp_c,
                         patient_stop_pressed=dev.switch,
+                        intensity_measured_w_cm2=dev.level_ratio if dev.running else 0.0,
                     )
                 dev.telemetry.append((self.tick_no + LATENCY_TICKS, snap))
             while dev.telemetry and dev.telemetry[0][0] <= self.tick_no:
@@ -142,6 +148,17 @@ class KernelMachine(RuleBasedStateMachine):
         before = {a.id: a for a in self.h.state.alarms}
         actions = self.h.tick(dict(self.latest), *commands)  # type: ignore[arg-type]
         self._check_actions(actions, before)
+        self._check_lockout()
+        released = {
+            c.device for c in commands if isinstance(c, ClearLockout) and c.role == "biomedical"
+        }
+        for action in actions:
+            if (
+                isinstance(action, AlarmChanged)
+                and action.change == "cleared"
+                and action.alarm.rule.id == "STOP_NOT_OBEYED"
+            ):
+                assert action.alarm.device in released, f"{action} without a biomedical clear"
         for action in actions:
             device = getattr(action, "device", None)
             if device in self.devices and self.devices[device].link_up:
@@ -248,6 +265,15 @@ class KernelMachine(RuleBasedStateMachine):
         self.devices[device].ignore_stop = stuck
         self._step()
 
+    @rule(device=st.sampled_from(DEVICES), ratio=st.sampled_from([1.0, 1.0, 0.7, 1.3, 1.15]))
+    def output_level(self, device: str, ratio: float) -> None:
+        self.devices[device].level_ratio = ratio
+        self._step()
+
+    @rule(device=st.sampled_from(DEVICES), role=st.sampled_from(["therapist", "biomedical"]))
+    def clear_lockout(self, device: str, role: str) -> None:
+        self._step(ClearLockout(self.h.next_id(), device, "staff", role))
+
     @rule()
     def stop_all(self) -> None:
         self._step(StopAll(self.h.next_id()))
@@ -308,6 +334,26 @@ class KernelMachine(RuleBasedStateMachine):
                     f"now={self.h.now} kernel={kstate} alarms={history}"
                 )
 
+    def _check_lockout(self) -> None:
+        """Every tick: an output still on after a stop is locked out within the allowed time."""
+        allowed = 2 * LATENCY_TICKS + int(LIMITS.stop_confirm_s / 0.01) + 2
+        for name, dev in self.devices.items():
+            kstate = self.h.state.devices[name]
+            stuck = dev.running and dev.link_up and kstate.unconfirmed_stop_s is not None
+            dev.stuck_ticks = dev.stuck_ticks + 1 if stuck and not kstate.commanded_on else 0
+            if dev.stuck_ticks > allowed:
+                locked = [
+                    a
+                    for a in self.h.state.active_alarms()
+                    if a.rule.id == "STOP_NOT_OBEYED" and a.device == name
+                ]
+                assert locked, f"{name} ignores a stop for {dev.stuck_ticks} ticks, not locked out"
+
+    @rule(ticks=st.integers(10, 40))
+    def let_time_pass_linked(self, ticks: int) -> None:
+        for _ in range(ticks):
+            self._step()
+
     @invariant()
     def stale_running_output_is_always_tripped(self) -> None:
         for name in DEVICES:
@@ -359,3 +405,28 @@ def test_stop_pressed_again_on_a_stuck_relay_still_alarms_in_time() -> None:
         m.an_output_running_without_command_is_soon_under_a_stop_alarm()
     assert m.devices["us2"].running
     assert any(a.rule.id == "OUTPUT_NOT_COMMANDED" for a in m.h.state.active_alarms())
+
+
+def test_a_stuck_relay_is_locked_out_and_only_biomedical_staff_release_it() -> None:
+    """A fixed sequence through the machine's checks (random runs rarely reach it): stop
+    ignored -> lock-out in time; acknowledgements and a therapist's clear do not release it;
+    a biomedical clear does, once the output is off."""
+    m = KernelMachine()
+    m.let_time_pass_linked(10)
+    m.configure(
+        "us1", UltrasoundSettings(frequency_khz=1000, intensity_w_cm2=1.0, duty_pct=10, time_s=100)
+    )
+    m.start("us1")
+    m.let_time_pass_linked(10)
+    m.stuck_relay("us1", True)
+    m.stop("us1")
+    m.let_time_pass_linked(40)  # _step checks the lock-out deadline every tick
+    m.stuck_relay("us1", False)
+    m.let_time_pass_linked(10)
+    m.acknowledge()
+    m.clear_lockout("us1", "therapist")
+    m.let_time_pass_linked(10)
+    m.no_clear_reported_while_latched()
+    assert [a.rule.id for a in m.h.state.active_alarms()] == ["STOP_NOT_OBEYED"]
+    m.clear_lockout("us1", "biomedical")
+    assert m.h.state.active_alarms() == ()

@@ -81,6 +81,13 @@ class AcknowledgeCommand(_Msg):
     alarm_id: int | None = None
 
 
+class ClearLockoutCommand(_Msg):
+    """Biomedical staff release an output locked out after a stop it did not obey."""
+
+    type: Literal["clear_lockout"] = "clear_lockout"
+    device: str
+
+
 class LogTechniqueCommand(_Msg):
     """A manual technique begins or ends on a body region."""
 
@@ -116,6 +123,7 @@ Command = Annotated[
     | StopCommand
     | StopAllCommand
     | AcknowledgeCommand
+    | ClearLockoutCommand
     | LogTechniqueCommand
     | PainScoreCommand
     | NoteCommand,

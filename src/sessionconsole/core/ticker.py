@@ -66,6 +66,7 @@ class Ticker:
         self.clock = clock
         self.overrun_periods = overrun_periods
         self.stats = LatenessStats()
+        self.last_lateness_s = 0.0  # the current tick's lateness, for the kernel's overrun rule
         self._running = True
 
     def stop(self) -> None:
@@ -86,7 +87,8 @@ class Ticker:
                 return  # stopped while waiting: no tick after stop()
             now = self.clock()
             lateness = now - deadline
-            self.stats.add(max(lateness, 0.0))
+            self.last_lateness_s = max(lateness, 0.0)
+            self.stats.add(self.last_lateness_s)
             if lateness > self.overrun_periods * self.period_s:
                 self.stats.overruns += 1
                 deadline = now

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sessionconsole.drivers.cx3_mqtt import Cx3MqttDriver
@@ -44,6 +45,14 @@ CX3_US_FAULTS = frozenset(
 CX3_STIM_FAULTS = frozenset({"PATIENT_STOP", "WATCHDOG", "ELECTRODE", "OVERCURRENT", "INTERNAL"})
 STIM_ON_MA = 0.5  # measured current above this counts as output on (noise floor)
 US_ON_W_CM2 = 0.05
+
+
+def with_stop_confirm(limits: k.DeviceLimits, link: Any) -> k.DeviceLimits:
+    """The output's stop-confirm limit from its link: 300 ms and at least three telemetry
+    periods (a period is the telemetry interval or, on a slow serial line, a poll's wire time).
+    """
+    period_s = max(1.0 / link.telemetry_hz, getattr(link, "poll_wire_ms", 0.0) / 1000.0)
+    return replace(limits, stop_confirm_s=k.stop_confirm_s(1.0 / period_s))
 
 
 class Unit(ABC):
@@ -126,14 +135,18 @@ class UltrasoundUnit(Unit):
             profile.heartbeat_interval_ms / 1000.0,
             clinical,
         )
-        super().__init__(name, driver, {name: limits})
+        super().__init__(name, driver, {name: with_stop_confirm(limits, profile.link)})
 
     async def connect_and_stop(self) -> dict[str, bool]:
         before, _ = await self.driver.connect_and_stop()
         return {self.name: before.running}
 
     def readings(self) -> dict[str, k.Reading | None]:
-        return {self.name: self.driver.latest}
+        latest = self.driver.latest
+        mismatches = getattr(self.driver, "setpoint_mismatches", 0)
+        if latest is not None and mismatches != latest.setpoint_mismatches:
+            latest = replace(latest, setpoint_mismatches=mismatches)
+        return {self.name: latest}
 
     def stop(self, output: str) -> None:
         self.driver.request_stop()
@@ -168,6 +181,7 @@ class Es2Unit(Unit):
             profile.heartbeat_interval_ms / 1000.0,
             clinical,
         )
+        limits = with_stop_confirm(limits, profile.link)
         outputs = {f"{name}.ch{ch}": limits for ch in ES2_CHANNELS}
         super().__init__(name, Es2SerialDriver(name, profile, clock=clock), outputs)
 
@@ -200,6 +214,8 @@ class Es2Unit(Unit):
                     level_setpoint=r.target_ma,
                     level_measured=r.measured_ma,
                     impedance_ohm=r.impedance_ohm,
+                    # One count for the unit: a foreign setpoint stops both channels.
+                    setpoint_mismatches=self.driver.setpoint_mismatches,
                 )
             )
         return result
@@ -249,16 +265,22 @@ class CombinationUnit(Unit):
             name,
             driver,
             {
-                f"{name}.us": k.ultrasound_limits(
-                    profile.name,
-                    limits.max_intensity_w_cm2,
-                    limits.max_time_s,
-                    stale,
-                    heartbeat,
-                    clinical,
+                f"{name}.us": with_stop_confirm(
+                    k.ultrasound_limits(
+                        profile.name,
+                        limits.max_intensity_w_cm2,
+                        limits.max_time_s,
+                        stale,
+                        heartbeat,
+                        clinical,
+                    ),
+                    profile.link,
                 ),
-                f"{name}.stim": k.stimulation_limits(
-                    profile.name, limits.max_amplitude_ma, stale, heartbeat, clinical
+                f"{name}.stim": with_stop_confirm(
+                    k.stimulation_limits(
+                        profile.name, limits.max_amplitude_ma, stale, heartbeat, clinical
+                    ),
+                    profile.link,
                 ),
             },
         )
@@ -300,6 +322,7 @@ class CombinationUnit(Unit):
             coupling_pct=us.coupling_pct,
             remaining_s=us.remaining_s,
             energy_j=us.energy_j,
+            setpoint_mismatches=getattr(self.driver, "setpoint_mismatches", 0),
         )
 
     def _stim(self, r: Cx3Reading) -> OutputReading:
@@ -317,6 +340,7 @@ class CombinationUnit(Unit):
             level_setpoint=stim.amplitude_setpoint_ma,
             level_measured=stim.amplitude_measured_ma,
             impedance_ohm=stim.impedance_ohm,
+            setpoint_mismatches=getattr(self.driver, "setpoint_mismatches", 0),
         )
 
     def stop(self, output: str) -> None:

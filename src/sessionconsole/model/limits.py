@@ -17,6 +17,9 @@ class UltrasoundClinicalLimits(BaseModel):
     head_temp_warning_c: float = Field(gt=30.0, le=41.0)
     head_temp_trip_c: float = Field(gt=30.0, le=41.0)
     max_time_s: int = Field(ge=1, le=1800)
+    contact_suspended_alarm_s: float = Field(
+        default=30.0, gt=0.0, le=600.0, description="CONTACT_SUSPENDED after this long"
+    )
 
 
 class StimulationClinicalLimits(BaseModel):

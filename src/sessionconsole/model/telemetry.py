@@ -38,11 +38,28 @@ class UltrasoundReading:
     patient_stop_pressed: bool
     head_coupled: bool
     head_connected: bool
+    # Setpoints read back that the console did not write, counted by the driver since connect.
+    setpoint_mismatches: int = 0
 
     @property
     def running(self) -> bool:
         """True when the unit is armed: output on, paused or suspended for contact."""
         return self.output_active or self.state in ULTRASOUND_RUNNING_STATES
+
+    @property
+    def level_setpoint(self) -> float:
+        """The intensity setpoint the unit holds (its ramp's end), W/cm²."""
+        return self.intensity_setpoint_w_cm2
+
+    @property
+    def level_measured(self) -> float:
+        """The measured effective intensity, W/cm²."""
+        return self.intensity_measured_w_cm2
+
+    @property
+    def impedance_ohm(self) -> float | None:
+        """An ultrasound unit reports no electrode impedance."""
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,3 +87,5 @@ class OutputReading:
     impedance_ohm: float | None = None
     remaining_s: int | None = None
     energy_j: int | None = None
+    # Setpoints read back that the console did not write, counted by the unit's driver.
+    setpoint_mismatches: int = 0

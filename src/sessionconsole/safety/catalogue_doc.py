@@ -16,6 +16,7 @@ ACTION_WORDS = {
 CLEAR_WORDS = {
     ClearPolicy.CONDITION_GONE: "when the condition is gone",
     ClearPolicy.ACK_ONCE_GONE: "latched: on acknowledgement once the cause is gone",
+    ClearPolicy.BIOMEDICAL_CLEAR: "locked out: biomedical staff clear it once the output is off",
 }
 
 
@@ -30,7 +31,9 @@ def render() -> str:
         "Priorities follow IEC 60601-1-8 (high: immediate response, medium: prompt, low:",
         "awareness). A latched alarm holds its stop until the operator has acknowledged it",
         "and its cause is gone, in either order; while it holds, starts are refused and the",
-        "devices it covers get no heartbeats.",
+        "devices it covers get no heartbeats. A locked-out output (a stop not obeyed) holds",
+        "the same way until biomedical staff clear the lock-out (`clear_lockout`, role",
+        "biomedical), which they can only do once telemetry shows the output off.",
         "",
         "| rule | priority | action | clears | what happened | what to do |",
         "|---|---|---|---|---|---|",

@@ -21,6 +21,7 @@ from sessionconsole.safety.types import (
     Action,
     Alarm,
     AlarmChanged,
+    ClearLockout,
     Command,
     Configure,
     DeviceLimits,
@@ -42,7 +43,10 @@ from sessionconsole.safety.types import (
 )
 
 RESET_RETRY_S = 1.0
-OUTPUT_ON_RULES = (rules.OUTPUT_FOUND_RUNNING, rules.OUTPUT_NOT_COMMANDED)
+OUTPUT_ON_RULES = (rules.OUTPUT_FOUND_RUNNING, rules.OUTPUT_NOT_COMMANDED, rules.STOP_NOT_OBEYED)
+# Rules whose cause is an event: gone the moment it is seen (they clear on acknowledgement).
+EVENT_RULES = (rules.DEVICE_REBOOTED, rules.SETPOINT_NOT_WRITTEN)
+BIOMEDICAL_ROLE = "biomedical"
 TEMP_WARNING_HYSTERESIS_C = 0.5
 
 
@@ -69,12 +73,14 @@ class _Tick:
     """Working state of one step; local to `step`, so the kernel stays a pure function."""
 
     def __init__(self, state: KernelState, now: float) -> None:
+        self.state = state
         self.now = now
         self.limits = state.limits
         self.devices: dict[str, DeviceState] = dict(state.devices)
         self.alarms: list[Alarm] = list(state.alarms)
         self.next_alarm_id = state.next_alarm_id
         self.client_timeout_s = state.client_timeout_s
+        self.consecutive_overruns = state.consecutive_overruns
         self.stops: list[Action] = []
         self.actions: list[Action] = []
 
@@ -124,12 +130,12 @@ class _Tick:
         )
 
     def result(self) -> tuple[KernelState, list[Action]]:
-        state = KernelState(
-            limits=self.limits,
+        state = replace(
+            self.state,
             devices=self.devices,
             alarms=tuple(self.alarms),
             next_alarm_id=self.next_alarm_id,
-            client_timeout_s=self.client_timeout_s,
+            consecutive_overruns=self.consecutive_overruns,
         )
         return state, [*self.stops, *self.actions]
 
@@ -140,6 +146,7 @@ def step(state: KernelState, inputs: Inputs, now: float) -> tuple[KernelState, l
     for device in tick.devices:
         _judge_device(tick, device, inputs.readings.get(device))
     _judge_clients(tick, inputs)
+    _judge_loop(tick, inputs)
     for command in inputs.commands:
         _apply_command(tick, command, inputs)
     _clear_alarms(tick)
@@ -231,7 +238,8 @@ def _conditions(tick: _Tick, device: str, reading: JudgedReading | None) -> list
     dev = tick.devices[device]
     first_stop = dev.unconfirmed_stop_s
     stop_settled = first_stop is None or tick.now - first_stop > limits.stop_confirm_s
-    if reading.running and not dev.commanded_on and dev.start_sent_s is None and stop_settled:
+    uncommanded = reading.running and not dev.commanded_on and dev.start_sent_s is None
+    if uncommanded and stop_settled:
         conditions.append(
             Condition(
                 rules.OUTPUT_NOT_COMMANDED,
@@ -240,6 +248,17 @@ def _conditions(tick: _Tick, device: str, reading: JudgedReading | None) -> list
                 physical=True,
             )
         )
+    if uncommanded and first_stop is not None and stop_settled:
+        conditions.append(
+            Condition(
+                rules.STOP_NOT_OBEYED,
+                f"{device}: output still on ({reading.state}) "
+                f"{(tick.now - first_stop) * 1000:.0f} ms after the stop (limit "
+                f"{limits.stop_confirm_s * 1000:.0f} ms): locked out",
+                physical=True,
+            )
+        )
+    conditions.extend(_level_conditions(tick, device, reading, limits))
     known_boot = tick.devices[device].boot_count
     if known_boot is not None and reading.boot_count != known_boot:
         conditions.append(
@@ -250,7 +269,115 @@ def _conditions(tick: _Tick, device: str, reading: JudgedReading | None) -> list
                 physical=False,
             )
         )
+    known_mismatches = dev.setpoint_mismatches
+    if known_mismatches is not None and reading.setpoint_mismatches > known_mismatches:
+        conditions.append(
+            Condition(
+                rules.SETPOINT_NOT_WRITTEN,
+                f"{device}: the device holds a setpoint the console did not write "
+                f"({reading.setpoint_mismatches} such read-backs this session)",
+                physical=False,
+            )
+        )
     return conditions
+
+
+def _level_conditions(
+    tick: _Tick, device: str, reading: JudgedReading, limits: DeviceLimits
+) -> list[Condition]:
+    """Output deviation, electrode impedance and contact suspension."""
+    dev = tick.devices[device]
+    conditions = []
+    since = dev.deviating_since_s
+    if since is not None and tick.now - since >= limits.deviation_s:
+        target = reading.level_setpoint or 0.0
+        off = abs(reading.level_measured - target) / max(target, limits.deviation_floor)
+        conditions.append(
+            Condition(
+                rules.OUTPUT_DEVIATION,
+                f"{device}: measured {reading.level_measured:g} against a target of "
+                f"{target:g} ({off * 100:.0f} % off) for {tick.now - since:.1f} s (limit "
+                f"{limits.deviation_fraction * 100:.0f} % for {limits.deviation_s:g} s)",
+                physical=True,
+            )
+        )
+    ohm = reading.impedance_ohm
+    if ohm is not None and limits.modality == "stimulation":
+        out = ohm > limits.impedance_open_ohm or ohm < limits.impedance_short_ohm
+        judged = (
+            (reading.running and reading.state != "OFFPHASE")
+            or reading.fault == "ELECTRODE"
+            or tick.find_active(rules.ELECTRODE_IMPEDANCE, device) is not None
+        )
+        if out and judged:
+            what = "open" if ohm > limits.impedance_open_ohm else "short"
+            conditions.append(
+                Condition(
+                    rules.ELECTRODE_IMPEDANCE,
+                    f"{device}: electrode impedance {ohm:.0f} Ohm ({what}; allowed "
+                    f"{limits.impedance_short_ohm:.0f}-{limits.impedance_open_ohm:.0f} Ohm)",
+                    physical=True,
+                )
+            )
+    suspended = dev.suspended_since_s
+    if suspended is not None and tick.now - suspended >= limits.contact_suspended_alarm_s:
+        conditions.append(
+            Condition(
+                rules.CONTACT_SUSPENDED,
+                f"{device}: no contact, output suspended for {tick.now - suspended:.0f} s "
+                f"(alarm after {limits.contact_suspended_alarm_s:g} s)",
+                physical=True,
+            )
+        )
+    return conditions
+
+
+def _track_levels(
+    tick: _Tick, device: str, dev: DeviceState, reading: JudgedReading | None, fresh: bool
+) -> DeviceState:
+    """Update, from this tick's reading, where the device's ramp stands, since when its
+    output deviates, and since when it is suspended for lost contact.
+
+    The deviation is judged only while the device drives a steady level: a stimulation
+    output in ON (the device itself reports RAMP while its level moves and OFFPHASE while it
+    drives nothing); an ultrasound output in RUNNING once the ramp to the setpoint it reads
+    back must be over. The US-1 reports only the end of its ramp, so the console times the
+    ramp from the ICD's rate (from 0 at every entry into RUNNING; from the old level at a new
+    setpoint) plus the link's stale limit for telemetry lag; the device's own deviation
+    fault guards the ramp itself.
+    """
+    limits = tick.limits[device]
+    if reading is None or not fresh:
+        return replace(dev, deviating_since_s=None)  # unknown: COMMS_LOSS judges it
+    target = reading.level_setpoint
+    rate = limits.ramp_rate_per_s
+    ramp_done, ramp_to = dev.ramp_done_s, dev.ramp_to
+    if rate is None:
+        steady = reading.state == "ON"
+    elif reading.state != "RUNNING" or target is None:
+        steady, ramp_done, ramp_to = False, None, None
+    else:
+        if ramp_done is None or ramp_to is None:  # the output starts again from 0
+            start, level = reading.received_mono_s, 0.0
+        else:
+            start, level = max(ramp_done, reading.received_mono_s), ramp_to
+        if ramp_done is None or target != ramp_to:
+            ramp_done = start + abs(target - level) / rate + limits.stale_limit_s
+            ramp_to = target
+        steady = tick.now >= ramp_done
+    deviating = False
+    if steady and target is not None:
+        allowed = limits.deviation_fraction * max(target, limits.deviation_floor)
+        deviating = abs(reading.level_measured - target) > allowed
+    since = dev.deviating_since_s if dev.deviating_since_s is not None else tick.now
+    suspended = dev.suspended_since_s if dev.suspended_since_s is not None else tick.now
+    return replace(
+        dev,
+        ramp_done_s=ramp_done,
+        ramp_to=ramp_to,
+        deviating_since_s=since if deviating else None,
+        suspended_since_s=suspended if reading.state == "SUSPENDED" else None,
+    )
 
 
 def _head_conditions(
@@ -316,12 +443,17 @@ def _judge_device(tick: _Tick, device: str, reading: JudgedReading | None) -> No
         dev = replace(dev, commanded_on=False)  # finished or stopped by itself
     if reading is not None and fresh and not reading.running:
         dev = replace(dev, unconfirmed_stop_s=None)  # every stop so far is confirmed
+    dev = _track_levels(tick, device, dev, reading, fresh)
     tick.devices[device] = dev
     conditions = _conditions(tick, device, reading)
     if any(c.rule is rules.DEVICE_REBOOTED for c in conditions):
         dev = replace(dev, settings=None, start_sent_s=None, commanded_on=False)
+    if any(c.rule is rules.SETPOINT_NOT_WRITTEN for c in conditions):
+        dev = replace(dev, settings=None)  # the operator configures it again
     if reading is not None:
-        dev = replace(dev, boot_count=reading.boot_count)
+        dev = replace(
+            dev, boot_count=reading.boot_count, setpoint_mismatches=reading.setpoint_mismatches
+        )
     tick.devices[device] = dev
 
     present = {c.rule.id: c for c in conditions}
@@ -342,9 +474,9 @@ def _judge_device(tick: _Tick, device: str, reading: JudgedReading | None) -> No
             tick.alarms[i] = replace(alarm, cause_present=cause)
     for cond in present.values():
         tick.raise_alarm(cond.rule, device, cond.message)
-    if rules.DEVICE_REBOOTED.id in present:
-        # A reboot is an event: its cause is gone the moment it is seen.
-        idx = tick.find_active(rules.DEVICE_REBOOTED, device)
+    for rule in EVENT_RULES:
+        # A reboot, a foreign setpoint: events, their cause is gone the moment it is seen.
+        idx = tick.find_active(rule, device) if rule.id in present else None
         if idx is not None:
             tick.alarms[idx] = replace(tick.alarms[idx], cause_present=False)
 
@@ -368,6 +500,36 @@ def _judge_clients(tick: _Tick, inputs: Inputs) -> None:
             None,
             f"no console client heard from for {silence:.1f} s "
             f"(limit {tick.client_timeout_s:.1f} s) while an output may be on",
+        )
+
+
+def _judge_loop(tick: _Tick, inputs: Inputs) -> None:
+    """LOOP_OVERRUN: this tick ran later than `overrun_periods` periods; LOOP_OVERRUN_STOP:
+    `overruns_to_stop` such ticks in a row. Both are events (their cause is this tick)."""
+    late = inputs.lateness_s
+    if late is None:
+        return
+    state = tick.state
+    limit = state.overrun_periods * state.tick_period_s
+    overrun = late > limit
+    tick.consecutive_overruns = tick.consecutive_overruns + 1 if overrun else 0
+    for rule in (rules.LOOP_OVERRUN, rules.LOOP_OVERRUN_STOP):
+        idx = tick.find_active(rule, None)
+        if idx is not None:
+            tick.alarms[idx] = replace(tick.alarms[idx], cause_present=overrun)
+    if overrun and tick.find_active(rules.LOOP_OVERRUN, None) is None:
+        tick.raise_alarm(
+            rules.LOOP_OVERRUN,
+            None,
+            f"core loop tick {late * 1000:.0f} ms late (limit {limit * 1000:.0f} ms)",
+        )
+    many = tick.consecutive_overruns >= state.overruns_to_stop
+    if many and tick.find_active(rules.LOOP_OVERRUN_STOP, None) is None:
+        tick.raise_alarm(
+            rules.LOOP_OVERRUN_STOP,
+            None,
+            f"{tick.consecutive_overruns} core loop ticks in a row later than "
+            f"{limit * 1000:.0f} ms (this one {late * 1000:.0f} ms)",
         )
 
 
@@ -397,6 +559,43 @@ def _apply_command(tick: _Tick, command: Command, inputs: Inputs) -> None:
             _configure(tick, command, inputs.readings.get(command.device))
         case Start():
             _start(tick, command, inputs.readings.get(command.device))
+        case ClearLockout():
+            _clear_lockout(tick, command, inputs.readings.get(command.device))
+
+
+def _clear_lockout(tick: _Tick, command: ClearLockout, reading: JudgedReading | None) -> None:
+    """Biomedical staff release a locked-out output, once telemetry shows it off."""
+    rid, device = command.request_id, command.device
+    if command.role != BIOMEDICAL_ROLE:
+        tick.actions.append(
+            Refused(rid, device, "ROLE", "only biomedical staff may clear a lock-out")
+        )
+        return
+    idx = tick.find_active(rules.STOP_NOT_OBEYED, device)
+    if idx is None:
+        tick.actions.append(Refused(rid, device, "NOT_LOCKED_OUT", f"{device} is not locked out"))
+        return
+    if not _fresh(tick, device, reading) or reading is None or reading.running:
+        tick.actions.append(
+            Refused(
+                rid,
+                device,
+                rules.STOP_NOT_OBEYED.id,
+                f"{device}: no current telemetry showing its output off",
+            )
+        )
+        return
+    alarm = tick.alarms[idx]
+    cleared = replace(
+        alarm,
+        cause_present=False,
+        acknowledged_s=alarm.acknowledged_s if alarm.acknowledged_s is not None else tick.now,
+        acknowledged_by=alarm.acknowledged_by or command.operator,
+        cleared_s=tick.now,
+    )
+    tick.alarms[idx] = cleared
+    tick.actions.append(AlarmChanged(cleared, "cleared"))
+    tick.actions.append(Accepted(rid))
 
 
 def _acknowledge(tick: _Tick, rid: int, alarm_id: int | None, operator: str) -> None:
@@ -538,6 +737,8 @@ def _clear_alarms(tick: _Tick) -> None:
     for i, alarm in enumerate(tick.alarms):
         if not alarm.active or alarm.cause_present:
             continue
+        if alarm.rule.clear is ClearPolicy.BIOMEDICAL_CLEAR:
+            continue  # only ClearLockout
         if alarm.rule.clear is ClearPolicy.CONDITION_GONE or alarm.acknowledged_s is not None:
             cleared = replace(alarm, cleared_s=tick.now)
             tick.alarms[i] = cleared
@@ -550,9 +751,10 @@ def _supervise_device(tick: _Tick, device: str, reading: JudgedReading | None) -
     trips = tick.trips_on(device)
     if trips:
         # Keep re-sending stop while telemetry still shows the output on.
-        resend_due = dev.last_stop_s is None or tick.now - dev.last_stop_s >= (
-            limits.stop_resend_interval_s
-        )
+        # A stop not obeyed is re-sent every tick; other stops at the resend interval.
+        locked = any(a.rule is rules.STOP_NOT_OBEYED for a in trips)
+        interval = 0.0 if locked else limits.stop_resend_interval_s
+        resend_due = dev.last_stop_s is None or tick.now - dev.last_stop_s >= interval
         fresh = _fresh(tick, device, reading)
         if fresh and reading is not None and reading.running and resend_due:
             tick.send_stop(device, f"{trips[0].rule.id}: output still on after stop")

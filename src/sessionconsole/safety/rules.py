@@ -31,6 +31,7 @@ class ClearPolicy(StrEnum):
 
     CONDITION_GONE = "condition_gone"
     ACK_ONCE_GONE = "ack_once_gone"
+    BIOMEDICAL_CLEAR = "biomedical_clear"  # only a biomedical user's clear-lockout, output off
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +47,9 @@ class Rule:
 
     @property
     def latched(self) -> bool:
-        """Latched rules hold their stop until acknowledged and their cause is gone."""
-        return self.clear is ClearPolicy.ACK_ONCE_GONE
+        """Latched rules hold their stop until acknowledged (or cleared by biomedical staff)
+        and their cause is gone."""
+        return self.clear in (ClearPolicy.ACK_ONCE_GONE, ClearPolicy.BIOMEDICAL_CLEAR)
 
 
 OPERATOR_STOP = Rule(
@@ -141,6 +143,73 @@ SETPOINT_LIMIT = Rule(
     ClearPolicy.CONDITION_GONE,
     "Choose a value within the limit named in the message.",
 )
+OUTPUT_DEVIATION = Rule(
+    "OUTPUT_DEVIATION",
+    "Measured output off the level the device is driving now by more than the allowed share "
+    "for longer than allowed (ultrasound 20 % for 2 s, stimulation 10 % for 1 s), once the "
+    "device's own ramp is over: that output stops.",
+    Priority.HIGH,
+    Action.STOP_DEVICE,
+    ClearPolicy.ACK_ONCE_GONE,
+    "Check the applicator, its cable and coupling; if it repeats, have biomedical staff "
+    "check the device's output calibration.",
+)
+ELECTRODE_IMPEDANCE = Rule(
+    "ELECTRODE_IMPEDANCE",
+    "Electrode impedance out of range while a stimulation output drives current (open above "
+    "10 kOhm, short below 200 Ohm): that channel stops.",
+    Priority.MEDIUM,
+    Action.STOP_DEVICE,
+    ClearPolicy.ACK_ONCE_GONE,
+    "Check the electrodes: contact, gel, cable; pads must not touch each other. Acknowledge "
+    "once the impedance is back in range.",
+)
+STOP_NOT_OBEYED = Rule(
+    "STOP_NOT_OBEYED",
+    "A stop was not confirmed by telemetry showing the output off within the stop-confirm "
+    "limit: the output is locked out (stop re-sent, no heartbeats, starts refused).",
+    Priority.HIGH,
+    Action.STOP_DEVICE,
+    ClearPolicy.BIOMEDICAL_CLEAR,
+    "Lift the applicator and switch the device off at its mains switch; biomedical staff "
+    "must check it and clear the lock-out before it is used again.",
+)
+SETPOINT_NOT_WRITTEN = Rule(
+    "SETPOINT_NOT_WRITTEN",
+    "The device holds a setpoint the console did not write (changed at its front panel or "
+    "by another client): that device stops.",
+    Priority.HIGH,
+    Action.STOP_DEVICE,
+    ClearPolicy.ACK_ONCE_GONE,
+    "Make sure nobody else controls the device; acknowledge, configure it again from the "
+    "console and start by hand.",
+)
+CONTACT_SUSPENDED = Rule(
+    "CONTACT_SUSPENDED",
+    "The ultrasound head has had no contact (output suspended) for longer than the "
+    "configured time.",
+    Priority.LOW,
+    Action.WARN,
+    ClearPolicy.CONDITION_GONE,
+    "Put the head back on the skin with enough gel, or pause or stop the treatment.",
+)
+LOOP_OVERRUN = Rule(
+    "LOOP_OVERRUN",
+    "A console core-loop tick came later than 5 periods: supervision was late.",
+    Priority.MEDIUM,
+    Action.WARN,
+    ClearPolicy.ACK_ONCE_GONE,
+    "Close other programs on the console computer; if it repeats, have it checked.",
+)
+LOOP_OVERRUN_STOP = Rule(
+    "LOOP_OVERRUN_STOP",
+    "Three console core-loop ticks in a row came later than 5 periods: every output stops.",
+    Priority.HIGH,
+    Action.STOP_ALL,
+    ClearPolicy.ACK_ONCE_GONE,
+    "Check the patient; close other programs on the console computer and acknowledge; "
+    "have the computer checked if it repeats.",
+)
 
 CATALOGUE: tuple[Rule, ...] = (
     OPERATOR_STOP,
@@ -154,5 +223,12 @@ CATALOGUE: tuple[Rule, ...] = (
     OUTPUT_NOT_COMMANDED,
     CLIENT_LOST,
     SETPOINT_LIMIT,
+    OUTPUT_DEVIATION,
+    ELECTRODE_IMPEDANCE,
+    STOP_NOT_OBEYED,
+    SETPOINT_NOT_WRITTEN,
+    CONTACT_SUSPENDED,
+    LOOP_OVERRUN,
+    LOOP_OVERRUN_STOP,
 )
 RULES_BY_ID = {rule.id: rule for rule in CATALOGUE}

@@ -26,7 +26,10 @@ class JudgedReading(Protocol):
     """What the kernel reads of an output's telemetry, whatever the unit.
 
     `UltrasoundReading` (US-1) and `OutputReading` (ES-2 channel, CX-3 output) both offer it.
-    `head_temperature_c` is None for outputs without an ultrasound head.
+    `head_temperature_c` is None for outputs without an ultrasound head, `impedance_ohm` for
+    outputs without electrodes. `level_setpoint` is the level the unit holds as its target (the
+    end of its own ramp), `level_measured` what it measures; `setpoint_mismatches` counts
+    setpoints read back that the console did not write.
     """
 
     @property
@@ -45,6 +48,14 @@ class JudgedReading(Protocol):
     def head_temperature_c(self) -> float | None: ...
     @property
     def head_connected(self) -> bool: ...
+    @property
+    def level_setpoint(self) -> float | None: ...
+    @property
+    def level_measured(self) -> float: ...
+    @property
+    def impedance_ohm(self) -> float | None: ...
+    @property
+    def setpoint_mismatches(self) -> int: ...
 
 
 Reading = UltrasoundReading | OutputReading
@@ -71,6 +82,21 @@ class DeviceLimits:
     modality: str = "ultrasound"
     stop_resend_interval_s: float = 0.1
     stop_confirm_s: float = 0.3  # telemetry must show the output off this soon after a stop
+    # OUTPUT_DEVIATION: |measured - target| above this share of the target for this long.
+    deviation_fraction: float = 0.20
+    deviation_s: float = 2.0
+    deviation_floor: float = 0.1  # targets below this count as this (W/cm² or mA)
+    # The device's own ramp rate (W/cm² per s), from which the console knows when a ramp is
+    # over; None when the device reports its ramp in its state (ES-2, CX-3 stim: RAMP).
+    ramp_rate_per_s: float | None = 0.5
+    impedance_open_ohm: float = 10_000.0
+    impedance_short_ohm: float = 200.0
+    contact_suspended_alarm_s: float = 30.0
+
+
+def stop_confirm_s(telemetry_hz: float, floor_s: float = 0.3) -> float:
+    """The stop-confirm limit of a link: 300 ms and at least three telemetry periods."""
+    return max(floor_s, 3.0 / telemetry_hz)
 
 
 def ultrasound_limits(
@@ -100,6 +126,7 @@ def ultrasound_limits(
         max_time=time,
         head_temp_warning_c=us.head_temp_warning_c,
         head_temp_trip_c=us.head_temp_trip_c,
+        contact_suspended_alarm_s=us.contact_suspended_alarm_s,
     )
 
 
@@ -117,6 +144,10 @@ def stimulation_limits(
         max_amplitude=Limit(max_amplitude_ma, f"profile '{profile_name}' max_amplitude_ma"),
         max_rms=Limit(clinical.stimulation.max_rms_ma, "clinical limit stimulation.max_rms_ma"),
         modality="stimulation",
+        deviation_fraction=0.10,
+        deviation_s=1.0,
+        deviation_floor=1.0,
+        ramp_rate_per_s=None,
     )
 
 
@@ -176,7 +207,18 @@ class Acknowledge:
     operator: str
 
 
-Command = Configure | Start | Stop | StopAll | Acknowledge
+@dataclass(frozen=True, slots=True)
+class ClearLockout:
+    """Biomedical staff release an output locked out by STOP_NOT_OBEYED (role checked here
+    and by the controller)."""
+
+    request_id: int
+    device: str
+    operator: str
+    role: str
+
+
+Command = Configure | Start | Stop | StopAll | Acknowledge | ClearLockout
 
 
 # ---- actions (what the controller must do, stops first) ----
@@ -316,6 +358,14 @@ class DeviceState:
     unconfirmed_stop_s: float | None = None
     last_reset_s: float | None = None
     boot_count: int | None = None
+    setpoint_mismatches: int | None = None  # the driver's count when last seen
+    # OUTPUT_DEVIATION: when the device's ramp toward the level it holds is over (ultrasound,
+    # modelled from the ramp rate), the level it was ramping to, and since when the measured
+    # value has been off it.
+    ramp_done_s: float | None = None
+    ramp_to: float | None = None
+    deviating_since_s: float | None = None
+    suspended_since_s: float | None = None  # ultrasound SUSPENDED (no contact) since
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +377,10 @@ class KernelState:
     alarms: tuple[Alarm, ...] = ()
     next_alarm_id: int = 1
     client_timeout_s: float = 2.0  # no client heard from this long while outputs may run
+    tick_period_s: float = 0.01  # the core loop's period, for LOOP_OVERRUN
+    overrun_periods: int = 5  # a tick later than this many periods is an overrun
+    overruns_to_stop: int = 3  # this many overruns in a row stop everything
+    consecutive_overruns: int = 0
 
     def active_alarms(self) -> tuple[Alarm, ...]:
         """Alarms not yet cleared."""
@@ -342,6 +396,9 @@ class Inputs:
     # Seconds since the newest heartbeat of any API client; None disables the rule (pure
     # kernel tests that do not model clients).
     client_silence_s: float | None = None
+    # How late this tick ran against its deadline (the ticker measures it); None disables
+    # LOOP_OVERRUN (pure kernel tests that do not model the loop).
+    lateness_s: float | None = None
 
 
 def initial_state(limits: Mapping[str, DeviceLimits]) -> KernelState:
