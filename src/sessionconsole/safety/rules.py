@@ -195,7 +195,8 @@ CONTACT_SUSPENDED = Rule(
 )
 LOOP_OVERRUN = Rule(
     "LOOP_OVERRUN",
-    "A console core-loop tick came later than 5 periods: supervision was late.",
+    "A console core-loop tick came later than 5 periods: supervision was late. NOT YET "
+    "ENFORCED: the kernel judges it, but the controller does not pass tick lateness yet.",
     Priority.MEDIUM,
     Action.WARN,
     ClearPolicy.ACK_ONCE_GONE,
@@ -203,7 +204,8 @@ LOOP_OVERRUN = Rule(
 )
 LOOP_OVERRUN_STOP = Rule(
     "LOOP_OVERRUN_STOP",
-    "Three console core-loop ticks in a row came later than 5 periods: every output stops.",
+    "Three console core-loop ticks in a row came later than 5 periods: every output stops. "
+    "NOT YET ENFORCED (as LOOP_OVERRUN).",
     Priority.HIGH,
     Action.STOP_ALL,
     ClearPolicy.ACK_ONCE_GONE,
