@@ -36,6 +36,16 @@ def _cmd_controller(args: argparse.Namespace) -> int:
         if args.patient is not None:
             people = SessionPeople(therapist=args.therapist, patient_pseudonym=args.patient)
         config = build_config(Path(args.room), Path(args.db), Path(args.socket), key, people)
+        if args.plan is not None:
+            from sessionconsole.model.plan import load_plan
+
+            plan = load_plan(Path(args.plan))
+            if people is not None and plan.pseudonym != people.patient_pseudonym:
+                raise ValueError(
+                    f"{args.plan}: the plan is for {plan.pseudonym}, "
+                    f"not for --patient {people.patient_pseudonym}"
+                )
+            config = dataclasses.replace(config, plan=plan)
     except (OSError, ValidationError, ValueError, RecordKeyError) as exc:
         print(f"sessionconsole controller: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -127,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--group",
         default=None,
         help="also let members of this group use the API socket (default: owner only)",
+    )
+    ctl.add_argument(
+        "--plan",
+        default=None,
+        metavar="FILE",
+        help="the treatment plan this session follows (recorded in the session start)",
     )
     ctl.add_argument(
         "--therapist",

@@ -35,6 +35,7 @@ SETUP = ChannelSetup(
     amplitude_ma=10.0,
 )
 OUTPUTS = ("us1", "es2.ch1", "es2.ch2", "cx3.us", "cx3.stim")
+PLAN = Path(__file__).resolve().parents[2] / "config" / "plans" / "PT-0042" / "low-back.toml"
 
 PROFILES = {
     "us1": """kind = "us1"
@@ -108,7 +109,7 @@ def room(tmp_path: Path, mosquitto_broker: Mosquitto) -> Iterator[Room]:
         room_file,
         tmp_path / "sessions.db",
         tmp_path / "api.sock",
-        ("--therapist", "Dana", "--patient", "PT-0042"),
+        ("--therapist", "Dana", "--patient", "PT-0042", "--plan", str(PLAN)),
     )
     try:
         yield Room(us1, es2, cx3, ctl.start())
@@ -243,6 +244,10 @@ async def test_the_record_carries_people_pain_notes_and_output_runs(
     # output start/stop from telemetry with the attended mark billing needs.
     assert (await client.send(PainScoreCommand(when="before", score=6))).ok
     await start_all(client, room)
+    louder = US.model_copy(update={"intensity_w_cm2": 1.2})  # a change with its reason
+    assert (
+        await client.send(ConfigureCommand(device="us1", settings=louder, why="plan step 1"))
+    ).ok
     await wait_for(  # the console has seen every output on in telemetry
         lambda: client.latest and all(d.output_active for d in client.latest.devices), 10
     )
@@ -267,6 +272,13 @@ async def test_the_record_carries_people_pain_notes_and_output_runs(
     everything = entries(db)
     start = next(e.payload for e in everything if e.kind == "session_start")
     assert (start["therapist"], start["patient_pseudonym"]) == ("Dana", "PT-0042")
+    assert start["plan"]["pseudonym"] == "PT-0042" and start["plan"]["steps"]
+    changes = [
+        e.payload["command"]
+        for e in everything
+        if e.kind == "operator_action" and e.payload["command"]["type"] == "configure"
+    ]
+    assert {"device": "us1", "why": "plan step 1"}.items() <= changes[-1].items()
     pains = [(e.payload["when"], e.payload["score"]) for e in everything if e.kind == "pain_score"]
     assert pains == [("before", 6), ("after", 3)]
     assert [e.payload["text"] for e in everything if e.kind == "note"] == [

@@ -48,3 +48,35 @@ def test_the_controller_refuses_a_name_with_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "never the patient's name" in result.stderr
     assert not (tmp_path / "s.db").exists()
+
+
+def test_a_plan_for_another_patient_is_refused_with_exit_2(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    profile = repo / "config" / "profiles" / "us1-tcp.toml"
+    room = tmp_path / "room.toml"
+    room.write_text(f'name = "r"\n[devices.us1]\nprofile = "{profile}"\n')
+    plan = repo / "config" / "plans" / "PT-0042" / "low-back.toml"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sessionconsole.cli",
+            "controller",
+            "--room",
+            str(room),
+            "--db",
+            str(tmp_path / "s.db"),
+            "--socket",
+            str(tmp_path / "s.sock"),
+            "--patient",
+            "PT-0099",
+            "--plan",
+            str(plan),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "the plan is for PT-0042, not for --patient PT-0099" in result.stderr
+    assert not (tmp_path / "s.db").exists()

@@ -50,6 +50,7 @@ class ConfigureCommand(_Msg):
     type: Literal["configure"] = "configure"
     device: str
     settings: UltrasoundSettings | ChannelSetup
+    why: str = Field(default="", max_length=500, description="recorded with the change")
 
 
 class StartCommand(_Msg):

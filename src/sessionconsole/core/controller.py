@@ -48,6 +48,7 @@ from sessionconsole.core.ticker import Ticker
 from sessionconsole.core.units import Unit, descriptor_keys, make_unit, reading_values
 from sessionconsole.drivers.errors import DriverError
 from sessionconsole.model.limits import ClinicalLimits
+from sessionconsole.model.plan import TreatmentPlan
 from sessionconsole.model.session import SessionPeople
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import ChannelSetup
@@ -96,6 +97,7 @@ class ControllerConfig:
     db_path: Path
     socket_path: Path
     people: SessionPeople | None = None
+    plan: TreatmentPlan | None = None  # the plan this session follows, recorded at its start
     api_group: str | None = None  # besides the controller's own user, members may connect
     period_s: float = 0.01
     record_key: RecordKey | None = None  # None: the installation key (created on first use)
@@ -168,6 +170,7 @@ class Controller:
             "room": self.config.room_name,
             "software_version": __version__,
             **(self.config.people.model_dump() if self.config.people else {}),
+            **({"plan": self.config.plan.model_dump(mode="json")} if self.config.plan else {}),
             "profiles": self.config.profile_hashes,
             "devices": sorted(self.drivers),
             "outputs": sorted(self.unit_of),
