@@ -45,7 +45,7 @@ from sessionconsole.record.signing import RecordKey
 from sessionconsole.record.store import SessionStore, utc_wall_now
 
 DEVICES = ("us1", "es2.ch1", "cx3.us")
-POOL = 8192  # readings per device; at least one samples entry's worth, so no chunk repeats
+POOL = 16384  # readings per device; at least one samples entry's worth, so no chunk repeats
 PERIOD_NS = 10_000_000  # the timestamps say 100 Hz whatever the real rate
 
 
@@ -104,10 +104,13 @@ def ingest_once(work: Path, seconds: float, key: RecordKey) -> dict[str, Any]:
     data = pools()
     rows = [(d, data[d]) for d in DEVICES]
     recorder, sid = open_recorder(db, key)
+    writer = next(t for t in threading.enumerate() if t.name == "record-writer")
+    writer0 = thread_cpu_s(writer)
     add = recorder.add_sample
     t_ns = time.monotonic_ns()
     i = 0
     start = time.perf_counter()
+    loop_cpu_s = time.thread_time()
     deadline = start + seconds
     while True:
         for _ in range(256):
@@ -119,6 +122,9 @@ def ingest_once(work: Path, seconds: float, key: RecordKey) -> dict[str, Any]:
         if time.perf_counter() >= deadline:
             break
     handed_s = time.perf_counter() - start
+    loop_cpu_s = time.thread_time() - loop_cpu_s  # the add_sample calls (and the loop)
+    recorder.flush().result(timeout=120)  # everything written; close() then only stops
+    writer_s = thread_cpu_s(writer) - writer0
     recorder.close()
     elapsed_s = time.perf_counter() - start
     handed = i * len(DEVICES)
@@ -140,6 +146,8 @@ def ingest_once(work: Path, seconds: float, key: RecordKey) -> dict[str, Any]:
         "add_sample_per_s": round(handed / handed_s),
         "readings_per_s": round(kept / elapsed_s),
         "close_s": round(elapsed_s - handed_s, 3),
+        "loop_cpu_us_per_reading": round(1e6 * loop_cpu_s / handed, 3),
+        "writer_cpu_us_per_reading": round(1e6 * writer_s / max(kept, 1), 3),
         "samples_entries": entries,
         "db_bytes": db_bytes,
         "bytes_per_reading": round(db_bytes / max(kept, 1), 1),
