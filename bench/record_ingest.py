@@ -197,6 +197,7 @@ def cpu_share(work: Path, seconds: float, hz: int, key: RecordKey) -> dict[str, 
     writer_s = thread_cpu_s(writer) - writer0
     recorder.close()
     entries, kept, lost = count(db, key, sid)
+    db_bytes = sum(p.stat().st_size for p in work.glob(db.name + "*"))
     for p in work.glob(db.name + "*"):
         p.unlink()
     return {
@@ -208,6 +209,7 @@ def cpu_share(work: Path, seconds: float, hz: int, key: RecordKey) -> dict[str, 
         "readings_kept": kept,
         "readings_in_gaps": lost,
         "samples_entries": entries,
+        "bytes_per_reading": round(db_bytes / max(kept, 1), 1),
         "writer_thread_pct": round(100 * writer_s / wall, 3),
         "add_sample_pct": round(100 * in_add / wall, 3),
         "recorder_pct": round(100 * (writer_s + in_add) / wall, 3),

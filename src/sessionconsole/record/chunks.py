@@ -141,37 +141,23 @@ def samples_columns(payload: Mapping[str, Any]) -> tuple[list[int], dict[str, li
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ChunkError(f"samples chunk n={n!r} is not a positive count")
     view = memoryview(blob)
-    t_dtype, t_size = _spec(time_spec, "time")
-    times = _decode_times(t_dtype, view[:t_size], n)
-    offset = t_size
-    columns: dict[str, list[Scalar]] = {}
-    for spec in specs if isinstance(specs, list) else [None]:
-        key, dtype, size = _named_spec(spec)
-        columns[key] = _decode_column(key, dtype, view[offset : offset + size], n)
-        offset += size
+    try:  # a layout that does not unpack as [dtype, bytes] / [key, dtype, bytes] is malformed
+        t_dtype, offset = time_spec
+        times = _decode_times(t_dtype, view[:offset], n)
+        columns: dict[str, list[Scalar]] = {}
+        for key, dtype, size in specs:
+            if type(key) is not str or key in columns:
+                raise ChunkError(f"samples chunk column key {key!r} is not a new str")
+            end = offset + size
+            columns[key] = _decode_column(key, dtype, view[offset:end], n)
+            offset = end
+    except ChunkError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ChunkError(f"samples chunk layout does not unpack: {exc}") from None
     if offset != len(blob):
         raise ChunkError(f"samples chunk holds {len(blob)} bytes, its columns say {offset}")
     return times, columns
-
-
-def _spec(spec: object, what: str) -> tuple[str, int]:
-    """(dtype, size) of a [dtype, size] pair."""
-    if (
-        not isinstance(spec, list)
-        or len(spec) != 2
-        or not isinstance(spec[0], str)
-        or not isinstance(spec[1], int)
-    ):
-        raise ChunkError(f"samples chunk {what} spec {spec!r} is not [dtype, bytes]")
-    return spec[0], spec[1]
-
-
-def _named_spec(spec: object) -> tuple[str, str, int]:
-    """(key, dtype, size) of a [key, dtype, size] column spec."""
-    if not isinstance(spec, list) or len(spec) != 3 or not isinstance(spec[0], str):
-        raise ChunkError(f"samples chunk column spec {spec!r} is not [key, dtype, bytes]")
-    dtype, size = _spec(spec[1:], f"column {spec[0]!r}")
-    return spec[0], dtype, size
 
 
 def _decode_times(dtype: str, data: memoryview, n: int) -> list[int]:
@@ -183,19 +169,19 @@ def _decode_times(dtype: str, data: memoryview, n: int) -> list[int]:
 
 def _decode_column(key: str, dtype: str, data: memoryview, n: int) -> list[Scalar]:
     if dtype == "f8":
-        return list(_unpack(key, "d", data, n))
+        return _unpack(key, "d", data, n)
     if dtype == "i8":
-        return list(_unpack(key, "q", data, n))
-    if dtype == "b1":
-        if len(data) != n or not set(data) <= {0, 1}:
-            raise ChunkError(f"samples chunk column {key!r}: {len(data)} bytes are not {n} bools")
-        return [bool(b) for b in data]
+        return _unpack(key, "q", data, n)
     if dtype == "cat":
         distinct = _json_list(key, data[n:])
         codes = data[:n]
-        if len(codes) != n or (n and max(codes) >= len(distinct)):
+        if len(codes) != n or max(codes) >= len(distinct):
             raise ChunkError(f"samples chunk column {key!r}: codes do not match its values")
         return list(map(distinct.__getitem__, codes))
+    if dtype == "b1":
+        if len(data) != n or bytes(data).translate(None, b"\x00\x01"):
+            raise ChunkError(f"samples chunk column {key!r}: {len(data)} bytes are not {n} bools")
+        return list(map(bool, data))
     if dtype == "json":
         values = _json_list(key, data)
         if len(values) != n:
