@@ -293,3 +293,36 @@ def test_any_chunk_round_trips_exactly(case: tuple[list[int], dict[str, list[Sca
     back_times, back = samples_columns(encode_chunk("d", times, columns))
     assert back_times == times
     assert {k: typed(v) for k, v in back.items()} == {k: typed(v) for k, v in columns.items()}
+
+
+def test_samples_that_cannot_be_packed_become_a_gap_and_the_rest_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sessionconsole.record.recorder as recorder_module
+
+    real = recorder_module.encode_chunk
+
+    def broken_for_es2(device: str, *args: Any) -> dict[str, Any]:
+        if device == "es2":
+            raise RuntimeError("packer bug")
+        return real(device, *args)
+
+    monkeypatch.setattr(recorder_module, "encode_chunk", broken_for_es2)
+    db = tmp_path / "record.db"
+    with Recorder(db, flush_interval_s=60) as recorder:
+        sid = recorder.open_session({}, T0, WALL).result(timeout=5)
+        for i in range(10):
+            recorder.add_sample(sid, "us1", T0 + i * MS, {"x": float(i)})
+            recorder.add_sample(sid, "es2", T0 + i * MS, {"y": i})
+    with SessionStore(db, create=False, key=installed_key()) as store:
+        assert store.verify().ok
+        view = load_session_view(store, sid)
+    assert view.streams["us1"].columns == {"x": [float(i) for i in range(10)]}
+    (gap,) = view.gaps
+    assert (gap.device, gap.samples_lost, gap.from_mono_ns, gap.to_mono_ns) == (
+        "es2",
+        10,
+        T0,
+        T0 + 9 * MS,
+    )
+    assert "packer bug" in gap.reason

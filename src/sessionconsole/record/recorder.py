@@ -486,11 +486,20 @@ class Recorder:
 
     def _write_session(self, store: SessionStore, session_id: str, batch: _Batch | None) -> None:
         """Append one session's pending gap and new samples entries in one transaction."""
+        devices: list[tuple[str, _Rows]] = []
+        samples_drafts: list[EntryDraft] = []
+        for device, rows in _devices_of(batch, session_id):
+            try:
+                samples_drafts += self._samples_drafts(session_id, device, rows)
+            except Exception as exc:  # a bug in packing: keep the loss on record, write the rest
+                log.exception("record: samples of %s could not be packed", device)
+                reason = f"samples could not be packed: {type(exc).__name__}: {exc}"
+                gap = _Gap(rows.t_mono_ns[0], rows.t_mono_ns[-1], len(rows.t_mono_ns))
+                _merge_gap(self._gaps, (session_id, device, reason), gap)
+            else:
+                devices.append((device, rows))
         gap_keys = [key for key in self._gaps if key[0] == session_id]
-        devices = _devices_of(batch, session_id)
-        drafts = [self._gap_draft(key, self._gaps[key]) for key in gap_keys]
-        for device, cols in devices:
-            drafts += self._samples_drafts(session_id, device, cols)
+        drafts = [self._gap_draft(key, self._gaps[key]) for key in gap_keys] + samples_drafts
         try:
             store.append_many(drafts)
         except (StoreError, ValueError) as exc:  # can never succeed: do not retry forever
