@@ -239,8 +239,14 @@ def main() -> None:
             print(json.dumps(result), flush=True)
             results.append(result)
     if args.runs > 1:
-        numeric = [k for k, v in results[0].items() if isinstance(v, int | float)]
-        medians = {k: statistics.median(r[k] for r in results) for k in numeric}
+        numeric = [
+            k
+            for k, v in results[0].items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
+        medians = {k: round(statistics.median(r[k] for r in results), 3) for k in numeric}
+        if "verify_ok" in results[0]:
+            medians["verify_ok"] = all(r["verify_ok"] for r in results)
         header = {"bench": "record_ingest", "mode": args.mode, "median_of": args.runs}
         print(json.dumps({**header, **medians}))
 
