@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from sessionconsole.record.chunks import samples_columns
 from sessionconsole.record.recorder import MAX_SAMPLES_PER_ENTRY, Recorder, RecorderClosedError
 from sessionconsole.record.store import (
     INTERRUPTED_REASON,
@@ -96,8 +97,9 @@ def samples_of(entries: list[Entry], device: str) -> tuple[list[int], dict[str, 
     values: dict[str, list[Any]] = {}
     for entry in entries:
         if entry.kind == "samples" and entry.payload["device"] == device:
-            times += entry.payload["t_mono_ns"]
-            for key, column in entry.payload["values"].items():
+            chunk_times, columns = samples_columns(entry.payload)
+            times += chunk_times
+            for key, column in columns.items():
                 values.setdefault(key, []).extend(column)
     return times, values
 
@@ -156,8 +158,8 @@ def test_many_samples_become_few_entries_with_every_value_in_order(
     recorder.flush().result(timeout=5)
     entries = read_entries(db_path, sid)
     batches = [e for e in entries if e.kind == "samples"]
-    assert 2 <= len(batches) <= 6000 // MAX_SAMPLES_PER_ENTRY  # 6000 samples
-    assert all(len(b.payload["t_mono_ns"]) <= MAX_SAMPLES_PER_ENTRY for b in batches)
+    assert len(batches) == 2  # one compact chunk per device
+    assert all(b.payload["n"] <= MAX_SAMPLES_PER_ENTRY for b in batches)
     times, values = samples_of(entries, "US-1")
     assert times == [T0 + i * MS for i in range(3000)]
     assert values == {
@@ -206,8 +208,9 @@ def test_order_is_kept_between_samples_and_durable_entries(
         "session_end"
     ]
     for samples, technique in zip(entries[1:-1:2], entries[2:-1:2], strict=True):
-        assert samples.payload["values"]["step"] == [technique.payload["step"]] * 10
-        assert max(samples.payload["t_mono_ns"]) < technique.mono_ns
+        times, columns = samples_columns(samples.payload)
+        assert columns["step"] == [technique.payload["step"]] * 10
+        assert max(times) < technique.mono_ns
     assert [f.result(timeout=1).seq for f in futures] == [3, 5, 7, 9, 11]
 
 
@@ -237,7 +240,7 @@ def test_write_failure_fails_the_future_and_lost_samples_become_a_gap(
         6,
     )
     assert "disk is full" in gap["reason"]
-    assert entries[2].payload["values"] == {"x": [9]}
+    assert samples_columns(entries[2].payload)[1] == {"x": [9]}
     assert verified(db_path)
 
 
@@ -261,7 +264,7 @@ def test_samples_beyond_the_backlog_bound_are_counted_in_a_gap(
         "samples_lost": 15,
         "reason": "recorder backlog above 10 samples",
     }
-    assert entries[3].payload["values"] == {"i": list(range(10))}
+    assert samples_columns(entries[3].payload)[1] == {"i": list(range(10))}
 
 
 def test_a_cancelled_waiter_does_not_stop_the_entry_being_written(

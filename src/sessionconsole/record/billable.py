@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from sessionconsole.record.billing import (
     STIM_ATTENDED,
@@ -23,6 +23,7 @@ from sessionconsole.record.billing import (
     Service,
     bill,
 )
+from sessionconsole.record.chunks import samples_columns
 from sessionconsole.record.store import Entry
 
 MODEL_MODALITIES: Final = {"US-1": "ultrasound", "ES-2": "stimulation"}
@@ -109,8 +110,8 @@ def _sampled_runs(
     for entry in entries:
         if entry.kind != "samples" or entry.payload.get("device") != device:
             continue
-        active: list[Any] = entry.payload.get("values", {}).get("output_active", [])
-        for t, on in zip(entry.payload.get("t_mono_ns", []), active, strict=False):
+        times, values = samples_columns(entry.payload)
+        for t, on in zip(times, values.get("output_active", []), strict=True):
             if on is True and since is None:
                 since = t
             elif on is not True and since is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from sessionconsole.model.paths import record_key_path
 from sessionconsole.record.billable import bill_entries
 from sessionconsole.record.chain import canonical_json
+from sessionconsole.record.chunks import ChunkError
 from sessionconsole.record.export_cli import add_export_parser
 from sessionconsole.record.filters import FilterError, SessionFilter, parse_day, patient_of
 from sessionconsole.record.signing import RecordKeyError, load_key
@@ -139,7 +140,7 @@ def _guarded(handler: Callable[[argparse.Namespace, SessionStore], int]) -> Hand
                 return handler(args, store)
         except FileNotFoundError:
             return _error(f"no record database at {args.db}")
-        except (StoreError, RecordKeyError, FilterError, sqlite3.DatabaseError) as exc:
+        except (StoreError, RecordKeyError, FilterError, ChunkError, sqlite3.DatabaseError) as exc:
             return _error(str(exc))
 
     run.__doc__ = handler.__doc__

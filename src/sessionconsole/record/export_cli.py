@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Final, TextIO
 
+from sessionconsole.record.chunks import ChunkError
 from sessionconsole.record.export_csv import write_csv_folder
 from sessionconsole.record.export_fhir import fhir_bundle
 from sessionconsole.record.export_html import session_report_html
@@ -50,7 +51,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             view = load_session_view(store, store.resolve_session(args.session))
     except FileNotFoundError:
         return _error(f"no record database at {args.db}")
-    except (StoreError, sqlite3.DatabaseError) as exc:
+    except (StoreError, ChunkError, sqlite3.DatabaseError) as exc:
         return _error(str(exc))
     try:
         export_view(view, args.format, None if args.output is None else Path(args.output))

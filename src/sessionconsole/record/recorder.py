@@ -21,12 +21,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from operator import itemgetter
 from os import PathLike
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from sessionconsole.model.paths import record_key_path
 from sessionconsole.record.chain import JsonDict, canonical_json, check_json
+from sessionconsole.record.chunks import encode_chunk
 from sessionconsole.record.signing import RecordKey, load_or_create_key
 from sessionconsole.record.store import (
     Entry,
@@ -47,8 +49,14 @@ SAMPLES_KIND: Final = "samples"
 GAP_KIND: Final = "gap"
 DEFAULT_FLUSH_INTERVAL_S: Final = 0.25
 DEFAULT_MAX_PENDING_SAMPLES: Final = 100_000
-# Bounds one entry's JSON work (done holding the GIL) after a stall; 250 ms at 100 Hz is 25.
-MAX_SAMPLES_PER_ENTRY: Final = 500
+# Readings per samples entry (a compact chunk, see chunks.py). 250 ms at 100 Hz is 25; larger
+# chunks only come from a flood or a stall, and this bounds one chunk's work holding the GIL.
+MAX_SAMPLES_PER_ENTRY: Final = 16384
+# Buffered samples (all devices) that make the loop hand the batch over before the timer does,
+# so a flood is written in steady chunks instead of piling up for 250 ms.
+HANDOVER_SAMPLES: Final = 3 * MAX_SAMPLES_PER_ENTRY
+# Known-good device ids and keys kept to skip re-checking their text on every sample.
+_MAX_KNOWN_NAMES: Final = 4096
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 
@@ -63,26 +71,27 @@ class RecorderClosedError(RuntimeError):
 
 
 @dataclass(slots=True)
-class _Columns:
-    """One device's buffered samples in one session, column-oriented, in arrival order."""
+class _Rows:
+    """One device's buffered samples in one session, as handed over, in arrival order.
+
+    The caller's loop only appends (a copy of) each reading; turning rows into columns and
+    packing them is the writer thread's work, done in bulk (see _columns_of).
+    """
 
     t_mono_ns: list[int] = field(default_factory=list)
-    values: dict[str, list[Scalar]] = field(default_factory=dict)
+    values: list[dict[str, Scalar]] = field(default_factory=list)
 
-    def add(self, mono_ns: int, values: Mapping[str, Scalar]) -> None:
-        """Append one sample; keys missing on either side are padded with None."""
-        n = len(self.t_mono_ns)
-        self.t_mono_ns.append(mono_ns)
-        columns = self.values
-        for key, value in values.items():
-            column = columns.get(key)
-            if column is None:
-                column = columns[key] = [None] * n
-            column.append(value)
-        if len(columns) != len(values):
-            for column in columns.values():
-                if len(column) == n:
-                    column.append(None)
+
+def _columns_of(rows: list[dict[str, Scalar]]) -> dict[str, list[Scalar]]:
+    """Rows as columns; a key missing from some rows is None there (keys in first-seen order)."""
+    first = rows[0]
+    if len(set(map(len, rows))) == 1:
+        try:  # the usual case, every row with the same keys: one C-level pass per key
+            return {key: list(map(itemgetter(key), rows)) for key in first}
+        except KeyError:
+            pass
+    keys = dict.fromkeys(key for row in rows for key in row)
+    return {key: [row.get(key) for row in rows] for key in keys}
 
 
 @dataclass(slots=True)
@@ -113,20 +122,9 @@ def _merge_gap(gaps: dict[_GapKey, _Gap], key: _GapKey, gap: _Gap) -> None:
 class _Batch:
     """Samples (and backlog losses) collected since the last hand-over to the writer."""
 
-    columns: dict[tuple[str, str], _Columns] = field(default_factory=dict)
+    rows: dict[tuple[str, str], _Rows] = field(default_factory=dict)
     gaps: dict[_GapKey, _Gap] = field(default_factory=dict)
     count: int = 0
-
-    def add(
-        self, session_id: str, device_id: str, mono_ns: int, values: Mapping[str, Scalar]
-    ) -> None:
-        """Buffer one sample."""
-        key = (session_id, device_id)
-        columns = self.columns.get(key)
-        if columns is None:
-            columns = self.columns[key] = _Columns()
-        columns.add(mono_ns, values)
-        self.count += 1
 
     def lose(self, session_id: str, device_id: str, mono_ns: int, reason: str) -> None:
         """Count one sample that is not kept."""
@@ -134,7 +132,7 @@ class _Batch:
 
     def __bool__(self) -> bool:
         """True when there is anything to write."""
-        return bool(self.columns or self.gaps)
+        return bool(self.rows or self.gaps)
 
 
 @dataclass(slots=True)
@@ -148,11 +146,11 @@ class _Job:
     stop: bool = False
 
 
-def _devices_of(batch: _Batch | None, session_id: str) -> list[tuple[str, _Columns]]:
-    """The (device, columns) pairs of one session in a batch."""
+def _devices_of(batch: _Batch | None, session_id: str) -> list[tuple[str, _Rows]]:
+    """The (device, rows) pairs of one session in a batch."""
     if batch is None:
         return []
-    return [(device, cols) for (sid, device), cols in batch.columns.items() if sid == session_id]
+    return [(device, rows) for (sid, device), rows in batch.rows.items() if sid == session_id]
 
 
 def _check_text(text: str, what: str) -> None:
@@ -178,6 +176,21 @@ def _check_sample(device_id: object, mono_ns: object, values: object) -> None:
             raise ValueError(f"{device_id} sample key {key!r} is not a str")
         _check_text(key, f"{device_id} sample key")
         _check_value(device_id, key, value)
+
+
+def _plain_values(values: dict[str, Scalar]) -> bool:
+    """True when every value is exactly None, bool, int, finite float or ASCII str (fast)."""
+    for value in values.values():
+        kind = type(value)
+        if kind is float:
+            if value - value != 0.0:  # type: ignore[operator]  # NaN or infinite
+                return False
+        elif kind is str:
+            if not value.isascii():  # type: ignore[union-attr]
+                return False
+        elif kind is not bool and kind is not int and value is not None:
+            return False
+    return True
 
 
 def _check_value(device_id: str, key: str, value: object) -> None:
@@ -237,6 +250,7 @@ class Recorder:
         self._pending = 0  # samples accepted but not yet written or counted as lost
         self._closed = False
         self._ended: set[str] = set()
+        self._known_names: set[str] = set()  # device ids and keys already checked
         self._gaps: dict[_GapKey, _Gap] = {}  # writer thread only
         self._anchors: dict[str, tuple[int, str]] = {}  # writer thread only
         ready: Future[None] = Future()
@@ -299,17 +313,47 @@ class Recorder:
     def add_sample(
         self, session_id: str, device_id: str, mono_ns: int, values: Mapping[str, Scalar]
     ) -> None:
-        """Buffer one telemetry sample (scalars only); past the backlog bound it becomes a gap."""
-        _check_sample(device_id, mono_ns, values)
+        """Buffer one telemetry sample (scalars only); past the backlog bound it becomes a gap.
+
+        This runs on the controller's loop for every reading, so the usual case (known device
+        and keys, plain values) is checked with as little Python work as possible; anything
+        else takes the full check, which raises with the reason.
+        """
+        known = self._known_names
+        if (
+            type(mono_ns) is int
+            and _INT64_MIN <= mono_ns <= _INT64_MAX
+            and type(values) is dict
+            and device_id in known
+            and known.issuperset(values)
+            and _plain_values(values)
+        ):
+            copy = values.copy()
+        else:
+            _check_sample(device_id, mono_ns, values)
+            copy = dict(values)
+            if len(known) > _MAX_KNOWN_NAMES:
+                known.clear()
+            known.add(device_id)
+            known.update(copy)
         with self._lock:
-            self._require_open()
+            if self._closed:
+                self._require_open()
             if session_id in self._ended:
                 raise SessionEndedError(f"session {session_id} has ended; sample refused")
             if self._pending >= self._max_pending:
                 self._batch.lose(session_id, device_id, mono_ns, self._backlog_reason)
                 return
             self._pending += 1
-            self._batch.add(session_id, device_id, mono_ns, values)
+            batch = self._batch
+            rows = batch.rows.get((session_id, device_id))
+            if rows is None:
+                rows = batch.rows[session_id, device_id] = _Rows()
+            rows.t_mono_ns.append(mono_ns)
+            rows.values.append(copy)
+            batch.count += 1
+            if batch.count >= HANDOVER_SAMPLES:
+                self._queue.put(_Job(self._take_batch()))
 
     def close(self, timeout: float | None = None) -> None:
         """Flush what is buffered, finish queued work, stop the writer thread and join it."""
@@ -431,7 +475,7 @@ class Recorder:
                 _merge_gap(self._gaps, key, gap)
         sessions = dict.fromkeys(key[0] for key in self._gaps)
         if batch is not None:
-            sessions.update(dict.fromkeys(key[0] for key in batch.columns))
+            sessions.update(dict.fromkeys(key[0] for key in batch.rows))
         try:
             for session_id in sessions:
                 self._write_session(store, session_id, batch)
@@ -442,11 +486,20 @@ class Recorder:
 
     def _write_session(self, store: SessionStore, session_id: str, batch: _Batch | None) -> None:
         """Append one session's pending gap and new samples entries in one transaction."""
+        devices: list[tuple[str, _Rows]] = []
+        samples_drafts: list[EntryDraft] = []
+        for device, rows in _devices_of(batch, session_id):
+            try:
+                samples_drafts += self._samples_drafts(session_id, device, rows)
+            except Exception as exc:  # a bug in packing: keep the loss on record, write the rest
+                log.exception("record: samples of %s could not be packed", device)
+                reason = f"samples could not be packed: {type(exc).__name__}: {exc}"
+                gap = _Gap(rows.t_mono_ns[0], rows.t_mono_ns[-1], len(rows.t_mono_ns))
+                _merge_gap(self._gaps, (session_id, device, reason), gap)
+            else:
+                devices.append((device, rows))
         gap_keys = [key for key in self._gaps if key[0] == session_id]
-        devices = _devices_of(batch, session_id)
-        drafts = [self._gap_draft(key, self._gaps[key]) for key in gap_keys]
-        for device, cols in devices:
-            drafts += self._samples_drafts(session_id, device, cols)
+        drafts = [self._gap_draft(key, self._gaps[key]) for key in gap_keys] + samples_drafts
         try:
             store.append_many(drafts)
         except (StoreError, ValueError) as exc:  # can never succeed: do not retry forever
@@ -461,7 +514,7 @@ class Recorder:
             del self._gaps[key]
 
     def _keep_as_gaps(
-        self, session_id: str, exc: Exception, devices: list[tuple[str, _Columns]]
+        self, session_id: str, exc: Exception, devices: list[tuple[str, _Rows]]
     ) -> None:
         """Count samples that failed to write into gaps, to be recorded once writing works."""
         reason = f"write failed: {type(exc).__name__}: {exc}"
@@ -491,7 +544,7 @@ class Recorder:
         session_id: str,
         exc: Exception,
         gap_keys: list[_GapKey],
-        devices: list[tuple[str, _Columns]],
+        devices: list[tuple[str, _Rows]],
     ) -> None:
         """Say loudly which samples the record cannot hold at all (e.g. session unknown/ended)."""
         lost = sum(self._gaps[key].samples_lost for key in gap_keys)
@@ -511,14 +564,14 @@ class Recorder:
         wall = self._wall_at(session_id, gap.from_mono_ns)
         return EntryDraft(session_id, GAP_KIND, payload, gap.from_mono_ns, wall)
 
-    def _samples_drafts(self, session_id: str, device_id: str, cols: _Columns) -> list[EntryDraft]:
-        """The samples entry for one device's buffered columns (split only after a stall)."""
+    def _samples_drafts(self, session_id: str, device_id: str, rows: _Rows) -> list[EntryDraft]:
+        """The samples entries (compact chunks) for one device's buffered rows."""
         drafts = []
-        for start in range(0, len(cols.t_mono_ns), MAX_SAMPLES_PER_ENTRY):
+        for start in range(0, len(rows.t_mono_ns), MAX_SAMPLES_PER_ENTRY):
             stop = start + MAX_SAMPLES_PER_ENTRY
-            times = cols.t_mono_ns[start:stop]
-            values = {key: column[start:stop] for key, column in cols.values.items()}
-            payload = {"device": device_id, "t_mono_ns": times, "values": values}
+            times = rows.t_mono_ns[start:stop]
+            columns = _columns_of(rows.values[start:stop])
+            payload = encode_chunk(device_id, times, columns)
             wall = self._wall_at(session_id, times[0])
             drafts.append(EntryDraft(session_id, SAMPLES_KIND, payload, times[0], wall))
         return drafts

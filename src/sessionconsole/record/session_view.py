@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sessionconsole.record.chain import JsonDict
+from sessionconsole.record.chunks import ChunkError, samples_columns
 from sessionconsole.record.store import SESSION_END, SESSION_START, Entry, SessionStore
 
 Scalar = None | bool | int | float | str
@@ -286,10 +287,12 @@ def _read_descriptor(view: SessionView, entry: Entry, open_: _Open) -> None:
 
 def _read_samples(view: SessionView, entry: Entry, open_: _Open) -> None:
     device = _text(entry.payload.get("device"))
-    times = entry.payload.get("t_mono_ns")
-    values = entry.payload.get("values")
-    if device is None or not isinstance(times, list) or not isinstance(values, dict):
+    if device is None:
         return
+    try:
+        times, values = samples_columns(entry.payload)
+    except ChunkError as exc:
+        raise ChunkError(f"samples entry {entry.seq}: {exc}") from None
     _stream(view, device).extend(times, values)
 
 
