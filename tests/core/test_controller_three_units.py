@@ -23,6 +23,7 @@ from sessionconsole.api.messages import (
 )
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import ChannelSetup, StimulationSettings
+from sessionconsole.record.chunks import samples_columns
 from sessionconsole.testing import SimProcess
 from sessionconsole.testing.cx3 import cx3_sim_for
 from sessionconsole.testing.es2 import ES2_ARGS
@@ -194,7 +195,9 @@ async def test_every_output_runs_and_stop_all_reaches_every_unit(
 
     def sampled() -> dict[str, dict[str, list[object]]]:
         return {
-            e.payload["device"]: e.payload["values"] for e in entries(db) if e.kind == "samples"
+            e.payload["device"]: samples_columns(e.payload)[1]
+            for e in entries(db)
+            if e.kind == "samples"
         }
 
     await wait_for(lambda: set(sampled()) >= set(OUTPUTS), 10)
