@@ -45,6 +45,9 @@ async def client(controller: ControllerProcess) -> AsyncIterator[ControllerClien
         await c.close()
 
 
+BIOMED_PIN = "4711"  # the biomedical role's PIN in every controller a test starts
+
+
 @pytest.fixture(autouse=True)
 def _record_key_in_tmp(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
@@ -53,3 +56,4 @@ def _record_key_in_tmp(
     never with the real installation key in ~/.config."""
     key_dir = tmp_path_factory.mktemp("record-key")
     monkeypatch.setenv("SESSIONCONSOLE_RECORD_KEY", str(key_dir / "record.key"))
+    monkeypatch.setenv("SESSIONCONSOLE_BIOMED_PIN", BIOMED_PIN)  # controllers tests start

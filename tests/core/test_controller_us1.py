@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionconsole.api.client import ControllerClient
+from sessionconsole.api.client import ControllerClient, ControllerUnavailable
 from sessionconsole.api.messages import (
     AcknowledgeCommand,
     ClearLockoutCommand,
@@ -20,6 +20,7 @@ from sessionconsole.api.messages import (
 )
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.testing import SimProcess
+from tests.conftest import BIOMED_PIN
 from tests.support import ControllerProcess, entries, wait_for, write_room
 
 SETTINGS = UltrasoundSettings(frequency_khz=1000, intensity_w_cm2=1.0, duty_pct=100, time_s=300)
@@ -253,7 +254,12 @@ async def test_a_stop_not_obeyed_locks_out_until_biomedical_staff_clear_it(
     assert not refused.ok and refused.rule_id == "STOP_NOT_OBEYED"
     refused = await client.send(ClearLockoutCommand(device="us1"))
     assert not refused.ok and refused.rule_id == "ROLE"  # a therapist may not
-    biomed = ControllerClient(str(controller.socket_path), operator="bo", role="biomedical")
+    claimed = ControllerClient(str(controller.socket_path), operator="bo", role="biomedical")
+    with pytest.raises(ControllerUnavailable, match="needs the controller's PIN"):
+        await claimed.connect()  # a role merely claimed is refused
+    biomed = ControllerClient(
+        str(controller.socket_path), operator="bo", role="biomedical", pin=BIOMED_PIN
+    )
     await biomed.connect()
     try:
         reply = await biomed.send(ClearLockoutCommand(device="us1"))

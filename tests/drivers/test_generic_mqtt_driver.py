@@ -14,7 +14,6 @@ from sessionconsole.drivers.errors import DeviceUnreachable, WrongDevice
 from sessionconsole.drivers.generic_mqtt import GenericMqttDriver
 from sessionconsole.model.mqtt_map import GenericMqttProfile
 from sessionconsole.model.paths import config_dir
-from sessionconsole.protocols.mqtt_map import MqttMapError
 from sessionconsole.testing import SimProcess
 from sessionconsole.testing.cx3 import cx3_sim_for, unique_serial
 from sessionconsole.testing.mqtt import Mosquitto
@@ -141,9 +140,14 @@ async def test_an_op_the_profile_lacks_is_refused_before_anything_is_sent(
     def no_stim(data: dict[str, Any]) -> None:
         del data["commands"]["configure_stim"], data["commands"]["set_amplitude"]
 
+    errors: list[str] = []
     driver, _ = make(mosquitto_broker, unstarted(mosquitto_broker), edit=no_stim)
-    with pytest.raises(MqttMapError, match="maps no set_amplitude"):
-        driver.request_amplitude(5.0)
+    driver.on_error = lambda _d, message: errors.append(message)
+    driver.request_amplitude(5.0)  # called from the controller's tick: must never raise
+    [record] = list(driver.commands.values())
+    assert (record.op, record.state, record.error) == ("set_amplitude", "refused", "not_mapped")
+    assert errors and "maps no set_amplitude" in errors[0]
+    assert not driver._queue  # nothing will be published
     await driver.close()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sessionconsole.model.stimulation import ChannelSetup, StimulationSettings, rms_ma
 from sessionconsole.safety import rules
 from sessionconsole.safety.kernel import held_devices
@@ -155,3 +157,28 @@ def test_a_stimulation_output_running_uncommanded_is_stopped() -> None:
     raised = [a.alarm.rule.id for a in actions if isinstance(a, AlarmChanged)]
     assert raised == [rules.OUTPUT_NOT_COMMANDED.id]
     assert any(isinstance(a, SendStop) and a.device == CH for a in actions)
+
+
+def test_an_output_is_not_started_while_a_sibling_of_its_unit_is_held() -> None:
+    # The unit's watchdog is shared: while ch1 is held (no heartbeats for the unit), ch2
+    # would run unfed and trip the unit's watchdog, so its start is refused up front.
+    ch2 = "es2.ch2"
+    sibling = replace(STIM_LIMITS, unit="es2")
+    h = Harness(("us1", CH, ch2), {CH: sibling, ch2: sibling})
+    readings: dict[str, Reading | None] = {
+        "us1": reading(h.now),
+        CH: stim_reading(h.now),
+        ch2: stim_reading(h.now),
+    }
+    h.tick(readings, Configure(h.next_id(), ch2, SETUP))
+    readings[CH] = stim_reading(h.now, state="FAULT", fault="ELECTRODE")
+    h.tick(readings)
+    actions = h.tick(readings, Start(h.next_id(), ch2))
+    r = refusal(actions)
+    assert (
+        r.rule_id == rules.DEVICE_FAULT.id and "shares unit es2, held by DEVICE_FAULT" in r.reason
+    )
+    assert not any(isinstance(a, SendStart) for a in actions)
+    # another unit's output is not affected
+    h.tick(readings, Configure(h.next_id(), "us1", SETTINGS))
+    assert SendStart("us1") in h.tick(readings, Start(h.next_id(), "us1"))

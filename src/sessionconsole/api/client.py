@@ -39,9 +39,10 @@ class ControllerClient:
         client_name: str = "client",
         on_snapshot: Callable[[Snapshot], None] | None = None,
         heartbeat_interval_s: float | None = 0.5,
+        pin: str | None = None,
     ) -> None:
         self.socket_path = socket_path
-        self.hello = Hello(operator=operator, role=role, client=client_name)
+        self.hello = Hello(operator=operator, role=role, client=client_name, pin=pin)
         self.on_snapshot = on_snapshot
         self.latest: Snapshot | None = None
         self._ids = itertools.count(1)

@@ -32,6 +32,9 @@ class Hello(_Msg):
     operator: str = Field(min_length=1, max_length=64)
     role: Role = "therapist"
     client: str = Field(default="unknown", max_length=64)
+    # The biomedical role needs the controller's PIN ($SESSIONCONSOLE_BIOMED_PIN): a role
+    # a client merely claims would let any therapist clear a lock-out. Never recorded.
+    pin: str | None = Field(default=None, max_length=64)
 
 
 class HeartbeatCommand(_Msg):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
 import os
 import time
@@ -99,6 +100,7 @@ class ControllerConfig:
     people: SessionPeople | None = None
     plan: TreatmentPlan | None = None  # the plan this session follows, recorded at its start
     api_group: str | None = None  # besides the controller's own user, members may connect
+    biomedical_pin: str | None = None  # $SESSIONCONSOLE_BIOMED_PIN: the biomedical role's PIN
     period_s: float = 0.01
     record_key: RecordKey | None = None  # None: the installation key (created on first use)
 
@@ -234,12 +236,20 @@ class Controller:
     def _on_request(self, client: ClientSession, request: Request) -> None:
         command = request.command
         if isinstance(command, Hello):
+            if command.role == kernel.BIOMEDICAL_ROLE and not self._biomedical_pin_ok(command):
+                why = "the biomedical role needs the controller's PIN (SESSIONCONSOLE_BIOMED_PIN)"
+                self._record_later(
+                    "refusal",
+                    {"operator": command.operator, "client": command.client, "reason": why},
+                )
+                client.reply(Reply(id=request.id, ok=False, error=why, rule_id="ROLE"))
+                return
             client.operator, client.role, client.name = (
                 command.operator,
                 command.role,
                 command.client,
             )
-            self._record("client_connected", command.model_dump())
+            self._record("client_connected", command.model_dump(exclude={"pin"}))
             client.reply(Reply(id=request.id, ok=True))
             return
         if client.operator is None:
@@ -273,9 +283,14 @@ class Controller:
             reply = Reply(id=pending.client_request_id, ok=True)
             self._reply_when_recorded(pending, kind, payload, reply)
             return
-        if isinstance(command, StartCommand):
-            self._attended[command.device] = command.attended
         self._incoming.append(pending)
+
+    def _biomedical_pin_ok(self, hello: Hello) -> bool:
+        """The hello carries the controller's biomedical PIN (none configured: nobody may)."""
+        expected = self.config.biomedical_pin
+        if not expected or hello.pin is None:
+            return False
+        return hmac.compare_digest(hello.pin.encode(), expected.encode())
 
     def _log_technique(self, pending: _Pending, command: LogTechniqueCommand) -> None:
         vocab = self.config.vocabulary
@@ -414,6 +429,8 @@ class Controller:
             "arrived_mono_ns": pending.arrived_mono_ns,
         }
         if refusal is None:
+            if isinstance(pending.command, StartCommand):  # only an accepted start marks it
+                self._attended[pending.command.device] = pending.command.attended
             reply = Reply(id=pending.client_request_id, ok=True)
             self._reply_when_recorded(pending, "operator_action", payload, reply)
         else:

@@ -45,6 +45,7 @@ def build_config(
         socket_path=socket_path,
         record_key=load_or_create_key(key_path or record_key_path()),
         people=people,
+        biomedical_pin=os.environ.get("SESSIONCONSOLE_BIOMED_PIN") or None,
     )
 
 

@@ -63,7 +63,9 @@ class Unit(ABC):
     def __init__(self, name: str, driver: Any, limits: dict[str, k.DeviceLimits]) -> None:
         self.name = name
         self.driver = driver
-        self.limits = limits  # kernel device (output) name -> limits
+        # kernel device (output) name -> limits; each output names its unit, so the kernel
+        # refuses to start one while a sibling is held (they share the unit's watchdog)
+        self.limits = {output: replace(lim, unit=name) for output, lim in limits.items()}
 
     @property
     def outputs(self) -> list[str]:
@@ -206,7 +208,8 @@ class Es2Unit(Unit):
                     received_mono_s=r.received_mono_s,
                     modality="stimulation",
                     state=r.state,
-                    running=r.running,
+                    # a stuck relay drives current under an IDLE state: measured counts too
+                    running=r.running or r.measured_ma > STIM_ON_MA,
                     output_active=r.running or r.measured_ma > STIM_ON_MA,
                     fault=r.faults[0] if r.faults else None,
                     patient_stop_pressed=False,  # the ES-2 reports only the latched fault
@@ -310,7 +313,7 @@ class CombinationUnit(Unit):
             received_mono_s=r.received_mono_s,
             modality="ultrasound",
             state=us.state,
-            running=us.running,
+            running=us.running or us.intensity_measured_w_cm2 > US_ON_W_CM2,  # stuck relay too
             output_active=us.running or us.intensity_measured_w_cm2 > US_ON_W_CM2,
             fault=faults[0] if faults else None,
             patient_stop_pressed=False,  # the CX-3 reports only the latched fault
@@ -332,7 +335,7 @@ class CombinationUnit(Unit):
             received_mono_s=r.received_mono_s,
             modality="stimulation",
             state=stim.state,
-            running=stim.running,
+            running=stim.running or stim.amplitude_measured_ma > STIM_ON_MA,  # stuck relay too
             output_active=stim.running or stim.amplitude_measured_ma > STIM_ON_MA,
             fault=faults[0] if faults else None,
             patient_stop_pressed=False,

@@ -101,6 +101,7 @@ class Cx3MqttDriver(DriverLifecycle):
         self._boot: int | None = None
         self._stop_wanted = True  # the first command once the unit is reached is a stop
         self._stop_id: int | None = None  # the newest published stop; only its ok clears
+        self._sent_since_stop = True  # a command was published after the newest stop
         self._stop_sent_mono_s = 0.0
         self._hold_stop_for_reading = False  # connect_and_stop reads the state first
         self._watchdog_due = False
@@ -116,7 +117,11 @@ class Cx3MqttDriver(DriverLifecycle):
         Kept pending, across lost links and reconnects, until the device answered ok.
         """
         self._stop_wanted = True
-        self._stop_id = None  # publish a fresh stop: one already in flight may precede a start
+        if self._sent_since_stop:
+            # A command went out after the stop in flight (maybe a start): publish a fresh one.
+            # Otherwise the one in flight stands: a stop asked for every tick (a lock-out)
+            # must not replace it with a new id each time, or its ok would never count.
+            self._stop_id = None
         self._stop_taken.clear()
         self._heartbeat_pending = False  # a heartbeat asked for before the trip must not follow
         self._queue = deque(q for q in self._queue if q.op != "start")
@@ -344,6 +349,7 @@ class Cx3MqttDriver(DriverLifecycle):
             if self._stop_wanted and stop_due and not self._hold_stop_for_reading:
                 self._stop_id = await self._publish(client, "stop", {"output": "both"})
                 self._stop_sent_mono_s = now
+                self._sent_since_stop = False
                 continue
             if self._watchdog_due:
                 self._watchdog_due = False
@@ -353,6 +359,7 @@ class Cx3MqttDriver(DriverLifecycle):
                 continue
             if self._queue:
                 queued = self._queue.popleft()
+                self._sent_since_stop = True
                 await self._publish(client, queued.op, queued.args)
                 continue
             if self._heartbeat_pending:
@@ -486,6 +493,8 @@ class Cx3MqttDriver(DriverLifecycle):
         if self._boot is not None and status.boot != self._boot:
             self.boot_changes += 1
             self._written.clear()  # back at boot values, which this console did not write
+            self._watchdog_due = True  # lost at boot, even with no offline status between
+            self._wake.set()
             self._report(
                 f"{self.device_id}: {self.profile.serial} rebooted (boot {self._boot} → "
                 f"{status.boot}): its configuration is lost"

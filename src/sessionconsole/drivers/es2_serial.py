@@ -28,7 +28,12 @@ import serial_asyncio_fast
 from sessionconsole.drivers.base import DriverLifecycle
 from sessionconsole.drivers.errors import DeviceRejected, DeviceUnreachable, WrongDevice
 from sessionconsole.drivers.tracking import CommandRecord, CommandTracker, Confirm
-from sessionconsole.model.stimulation import Es2Profile, StimChannelReading, StimulationSettings
+from sessionconsole.model.stimulation import (
+    RUNNING_STIM_STATES,
+    Es2Profile,
+    StimChannelReading,
+    StimulationSettings,
+)
 from sessionconsole.protocols import es2
 
 log = logging.getLogger(__name__)
@@ -50,7 +55,7 @@ class _Request:
     record: CommandRecord | None = field(default=None, compare=False)
 
 
-RUNNING_STATES = frozenset({"RAMP", "ON", "OFFPHASE"})
+RUNNING_STATES = RUNNING_STIM_STATES
 
 
 def _confirm(request: _Request) -> Confirm | None:
@@ -63,7 +68,7 @@ def _confirm(request: _Request) -> Confirm | None:
     if request.verb == "STOP":
         return lambda r: r.state not in RUNNING_STATES
     if request.verb == "RST":
-        return lambda r: r.faults == 0
+        return lambda r: not r.faults
     return None
 
 

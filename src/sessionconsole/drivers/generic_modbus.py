@@ -94,6 +94,7 @@ class GenericModbusDriver(DriverLifecycle):
         self.commands = CommandTracker()
         self.stops_sent = 0
         self._stop_pending = True  # the first write once the unit is reached is a stop
+        self._stop_needs_poll = False  # a stop went out and no poll has followed yet
         self._stop_record: CommandRecord | None = None
         self._heartbeat_counter = 0
         self._watchdog_due = False
@@ -274,11 +275,14 @@ class GenericModbusDriver(DriverLifecycle):
         next_poll = self.clock()
         while not self._closing:
             self.commands.expire(self.clock())
-            if self._stop_pending:
+            if self._stop_pending and not self._stop_needs_poll:
                 # Cleared only once the device has taken it: a stop lost to a dead link is
-                # sent again as soon as the link is back.
+                # sent again as soon as the link is back. A stop asked for again (a lock-out
+                # re-sends one every tick) waits for one poll after the last, so telemetry
+                # keeps flowing on a slow line.
                 await self._write_checked(self._stop_write())
                 self._stop_taken_now()  # answered: a refusal is reported (the ICD has none)
+                self._stop_needs_poll = True
                 continue
             if self._watchdog_due:
                 self._watchdog_due = False
@@ -297,6 +301,7 @@ class GenericModbusDriver(DriverLifecycle):
             now = self.clock()
             if now >= next_poll:
                 await self._poll()
+                self._stop_needs_poll = False
                 next_poll = max(next_poll + self._poll_period_s, self.clock())
                 continue
             self._wake.clear()
@@ -328,6 +333,7 @@ class GenericModbusDriver(DriverLifecycle):
         self._heartbeat_pending = False
 
     async def _connect(self) -> None:
+        self._stop_needs_poll = False  # a pending stop is the first write on a new link
         await self._open()
         await self._check_identity()
         await self._write_block(self._watchdog_write())

@@ -102,6 +102,7 @@ class GenericMqttDriver(DriverLifecycle):
         self._boot: int | None = None
         self._stop_wanted = True  # the first command once the unit is reached is a stop
         self._stop_ids: set[int] = set()  # stops published since the newest request_stop()
+        self._sent_since_stop = True  # a command was published after the newest stop
         self._stop_sent_mono_s: float | None = None  # None: publish one now
         self._stop_requested_mono_s = clock()
         self._hold_stop_for_reading = False  # connect_and_stop reads the state first
@@ -118,8 +119,12 @@ class GenericMqttDriver(DriverLifecycle):
         Kept pending, across lost links and reconnects, until the unit answered ok.
         """
         self._stop_wanted = True
-        self._stop_ids.clear()  # a stop already in flight may precede a start: send a new one
-        self._stop_sent_mono_s = None
+        if self._sent_since_stop:
+            # A command went out after the stops in flight (maybe a start): send a new one.
+            # Otherwise they stand: a stop asked for every tick (a lock-out) must not
+            # discard their oks.
+            self._stop_ids.clear()
+            self._stop_sent_mono_s = None
         self._stop_requested_mono_s = self.clock()
         self._stop_taken.clear()
         self._heartbeat_pending = False  # a heartbeat asked for before the trip must not follow
@@ -183,7 +188,12 @@ class GenericMqttDriver(DriverLifecycle):
 
     def _put(self, op: ConsoleOp, settings: dict[str, ArgValue], confirm: Confirm | None) -> None:
         if self.profile.commands.op(op) is None:
-            raise MqttMapError(f"{self.device_id}: profile {self.profile.name!r} maps no {op}")
+            # Called from the controller's tick: never raise. Recorded as refused, reported.
+            reason = f"profile {self.profile.name!r} maps no {op}"
+            record = self.commands.request(op, dict(settings), self.clock())
+            self.commands.refuse(record, "not_mapped", reason)
+            self._report(f"{self.device_id}: {op} not sent: {reason}")
+            return
         self._queue.append(_Queued(op, settings, confirm))
         self._wake.set()
 
@@ -375,6 +385,7 @@ class GenericMqttDriver(DriverLifecycle):
                 )
                 self._stop_ids.add(record.id)
                 self._stop_sent_mono_s = now
+                self._sent_since_stop = False
                 continue
             if self._watchdog_due:
                 self._watchdog_due = False
@@ -383,6 +394,7 @@ class GenericMqttDriver(DriverLifecycle):
                 continue
             if self._queue:
                 queued = self._queue.popleft()
+                self._sent_since_stop = True
                 await self._publish(client, queued.op, queued.settings, queued.confirm)
                 continue
             if self._heartbeat_pending:
@@ -517,6 +529,7 @@ class GenericMqttDriver(DriverLifecycle):
     def _rebooted(self, how: str) -> None:
         self.boot_changes += 1
         self._drop_pending()
+        self._came_back()  # also when no offline status came between: the watchdog is lost
         self._report(
             f"{self.device_id}: {self.profile.serial} rebooted ({how}): its configuration is lost"
         )

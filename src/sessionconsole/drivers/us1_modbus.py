@@ -127,6 +127,7 @@ class Us1ModbusDriver(DriverLifecycle):
         self.identity: Identity | None = None
         self.stops_sent = 0
         self._stop_pending = True  # the first write once the unit is reached is a stop
+        self._stop_needs_poll = False  # a stop went out and no poll has followed yet
         self._heartbeat_counter = 0
         self._watchdog_due = False  # the unit rebooted and forgot the profile's watchdog
         self._writes: deque[_Write] = deque()
@@ -275,13 +276,16 @@ class Us1ModbusDriver(DriverLifecycle):
     async def _serve(self) -> None:
         next_poll = self.clock()
         while not self._closing:
-            if self._stop_pending:
+            if self._stop_pending and not self._stop_needs_poll:
                 # Cleared only once the device has taken it: a stop lost to a dead link is
-                # sent again as soon as the link is back.
+                # sent again as soon as the link is back. A stop asked for again (a lock-out
+                # re-sends one every tick) waits for one poll after the last, so telemetry
+                # keeps flowing on a slow line.
                 await self._write_checked(self._stop_write())
                 self._stop_pending = False
                 self._stop_taken.set()
                 self.stops_sent += 1
+                self._stop_needs_poll = True
                 continue
             if self._watchdog_due:
                 self._watchdog_due = False
@@ -302,6 +306,7 @@ class Us1ModbusDriver(DriverLifecycle):
             now = self.clock()
             if now >= next_poll:
                 await self._poll()
+                self._stop_needs_poll = False
                 next_poll = max(next_poll + self._poll_period_s, self.clock())
                 continue
             self._wake.clear()
@@ -310,6 +315,7 @@ class Us1ModbusDriver(DriverLifecycle):
                     await self._wake.wait()
 
     async def _connect(self) -> None:
+        self._stop_needs_poll = False  # a pending stop is the first write on a new link
         await self._open()
         await self._check_identity()
         await self._write_block(_Write("watchdog", us1.HR_WATCHDOG, (self.profile.watchdog_ms,)))

@@ -126,7 +126,9 @@ class _Tick:
             last_stop_s=self.now,
             start_sent_s=None,
             commanded_on=False,
-            unconfirmed_stop_s=dev.unconfirmed_stop_s if dev.unconfirmed_stop_s else self.now,
+            unconfirmed_stop_s=(
+                dev.unconfirmed_stop_s if dev.unconfirmed_stop_s is not None else self.now
+            ),
         )
 
     def result(self) -> tuple[KernelState, list[Action]]:
@@ -705,12 +707,13 @@ def _start(tick: _Tick, command: Start, reading: JudgedReading | None) -> None:
     if device not in tick.devices:
         tick.actions.append(Refused(rid, device, "UNKNOWN_DEVICE", f"no device '{device}'"))
         return
-    trips = tick.trips_on(device)
+    unit = tick.limits[device].unit
+    siblings = [d for d in tick.devices if unit and tick.limits[d].unit == unit and d != device]
+    trips = tick.trips_on(device) + [a for d in siblings for a in tick.trips_on(d)]
     if trips:
-        names = ", ".join(f"{a.rule.id} (alarm {a.id})" for a in trips)
-        tick.actions.append(
-            Refused(rid, device, trips[0].rule.id, f"{device} is held stopped by {names}")
-        )
+        names = ", ".join(dict.fromkeys(f"{a.rule.id} (alarm {a.id})" for a in trips))
+        held = "is held stopped" if tick.trips_on(device) else f"shares unit {unit}, held"
+        tick.actions.append(Refused(rid, device, trips[0].rule.id, f"{device} {held} by {names}"))
         return
     dev = tick.devices[device]
     why = None

@@ -80,6 +80,7 @@ class DeviceLimits:
     max_amplitude: Limit | None = None
     max_rms: Limit | None = None
     modality: str = "ultrasound"
+    unit: str = ""  # outputs of one unit share its watchdog; "" = a unit of its own
     stop_resend_interval_s: float = 0.1
     stop_confirm_s: float = 0.3  # telemetry must show the output off this soon after a stop
     # OUTPUT_DEVIATION: |measured - target| above this share of the target for this long.
