@@ -17,6 +17,7 @@ from sessionconsole.safety.types import (
     SendAmplitude,
     SendConfigure,
     SendHeartbeat,
+    SendResetFault,
     SendStart,
     SendStop,
     Start,
@@ -182,3 +183,31 @@ def test_an_output_is_not_started_while_a_sibling_of_its_unit_is_held() -> None:
     # another unit's output is not affected
     h.tick(readings, Configure(h.next_id(), "us1", SETTINGS))
     assert SendStart("us1") in h.tick(readings, Start(h.next_id(), "us1"))
+
+
+def test_both_channels_latched_by_a_patient_stop_are_reset_after_acknowledgement() -> None:
+    # Both ES-2 channels latch PATIENT_STOP together. Each output's reset used to wait for
+    # the other's alarm to clear, which needed the other's reset: neither could restart.
+    ch2 = "es2.ch2"
+    sibling = replace(STIM_LIMITS, unit="es2")
+    h = Harness(("us1", CH, ch2), {CH: sibling, ch2: sibling})
+
+    def world(fault: str | None, pressed: bool = False) -> dict[str, Reading | None]:
+        state = "FAULT" if fault else "IDLE"
+        return {
+            "us1": reading(h.now),
+            CH: stim_reading(h.now, state=state, fault=fault, patient_stop_pressed=pressed),
+            ch2: stim_reading(h.now, state=state, fault=fault, patient_stop_pressed=pressed),
+        }
+
+    h.tick(world("PATIENT_STOP", pressed=True))
+    h.tick(world("PATIENT_STOP", pressed=True), Acknowledge(h.next_id(), None, "tester"))
+    held = h.tick(world("PATIENT_STOP", pressed=True))
+    assert not any(isinstance(a, SendResetFault) for a in held)  # the switch is still held
+    released = h.tick(world("PATIENT_STOP"))
+    assert {a.device for a in released if isinstance(a, SendResetFault)} == {CH, ch2}
+    h.tick(world(None))
+    h.tick(world(None))
+    assert held_devices(h.state) == set()
+    h.tick(world(None), Configure(h.next_id(), ch2, SETUP))
+    assert SendStart(ch2) in h.tick(world(None), Start(h.next_id(), ch2))

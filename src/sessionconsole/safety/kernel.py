@@ -7,7 +7,7 @@ refuses starts until the operator has acknowledged it and its cause is gone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from sessionconsole.model.settings import UltrasoundSettings
@@ -75,6 +75,7 @@ class _Tick:
     def __init__(self, state: KernelState, now: float) -> None:
         self.state = state
         self.now = now
+        self.readings: Mapping[str, JudgedReading | None] = {}  # this tick's, set by step()
         self.limits = state.limits
         self.devices: dict[str, DeviceState] = dict(state.devices)
         self.alarms: list[Alarm] = list(state.alarms)
@@ -145,6 +146,7 @@ class _Tick:
 def step(state: KernelState, inputs: Inputs, now: float) -> tuple[KernelState, list[Action]]:
     """Advance the kernel one tick: judge readings, apply commands, emit device actions."""
     tick = _Tick(state, now)
+    tick.readings = inputs.readings
     for device in tick.devices:
         _judge_device(tick, device, inputs.readings.get(device))
     _judge_clients(tick, inputs)
@@ -784,9 +786,24 @@ def _maybe_reset(
     for alarm in [*on_device, *trips]:
         if alarm.acknowledged_s is None:
             return
-        if alarm.device != device:
+        if alarm.device is None:
             if alarm.cause_present:
-                return  # another device's or a global trip still holds
+                return  # a global trip still holds
+            continue
+        if alarm.device != device:
+            # Another output's alarm blocks this reset only while its cause is in the world
+            # (a held switch, a hot head). Its cause being that output's own fault latch must
+            # not: each output would wait for the other's reset (both ES-2 channels, or both
+            # CX-3 outputs, latch PATIENT_STOP together) and neither could ever restart.
+            other = tick.readings.get(alarm.device)
+            if other is None or not _fresh(tick, alarm.device, other):
+                if alarm.cause_present:
+                    return  # unknown is not gone
+                continue
+            other_conditions = {c.rule.id: c for c in _conditions(tick, alarm.device, other)}
+            cond = other_conditions.get(alarm.rule.id)
+            if cond is not None and cond.physical:
+                return
             continue
         cond = conditions.get(alarm.rule.id)
         if cond is not None and cond.physical:
