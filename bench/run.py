@@ -51,7 +51,14 @@ from sessionconsole.api.messages import (
     StartCommand,
     StopAllCommand,
 )
-from sessionconsole.demo import DemoStack
+from sessionconsole.demo import (
+    DEMO_PATIENT,
+    DemoStack,
+    spawn_controller,
+    stop_controller,
+    wait_for_socket,
+)
+from sessionconsole.model.paths import config_dir
 from sessionconsole.model.room import load_room
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import ChannelSetup, StimulationSettings
@@ -310,15 +317,83 @@ async def drive(stack: DemoStack, rounds: int, settle_s: float) -> dict[str, Any
     }
 
 
+async def units32(socket_path: Path, controller_pid: int, window_s: float) -> dict[str, Any]:
+    """Start every output of the 32-unit room, then CPU over `window_s` and the loop stats."""
+    client = ControllerClient(str(socket_path), operator="bench", client_name="bench")
+    await client.connect()
+    snap = await client.wait_snapshot()
+    settings = UltrasoundSettings(frequency_khz=1000, intensity_w_cm2=1.0, duty_pct=50, time_s=900)
+    for dev in snap.devices:
+        await client.send(ConfigureCommand(device=dev.device, settings=settings))
+    await asyncio.sleep(0.5)
+    refused = 0
+    for dev in snap.devices:
+        refused += not (await client.send(StartCommand(device=dev.device))).ok
+    await asyncio.sleep(2.0)  # ramps under way
+    cpu0, t0 = cpu_seconds(controller_pid), time.monotonic()
+    await asyncio.sleep(window_s)
+    cpu = 100 * (cpu_seconds(controller_pid) - cpu0) / (time.monotonic() - t0)
+    snap = await client.wait_snapshot()
+    await client.send(StopAllCommand())
+    await client.close()
+    running = sum(1 for d in snap.devices if d.output_active)
+    loop = snap.loop
+    return {
+        "units32_outputs_running": running,
+        "units32_start_refused": refused,
+        "units32_loop_lateness_p50_ms": round(loop.lateness_p50_ms, 3),
+        "units32_loop_lateness_p99_ms": round(loop.lateness_p99_ms, 3),
+        "units32_loop_lateness_max_ms": round(loop.lateness_max_ms, 3),
+        "units32_loop_overruns": loop.overruns,
+        "units32_controller_cpu_pct": round(cpu, 1),
+        "units32_controller_cpu_pct_per_unit": round(cpu / 32, 2),
+        "units32_window_s": window_s,
+    }
+
+
+def run_units32(window_s: float) -> dict[str, Any]:
+    """32 US-1 units from one `--count 32` simulator, a room of 32 on one controller."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-32-"))
+    profile = (config_dir() / "profiles" / "us1-tcp.toml").resolve()
+    with (
+        open(workdir / "sims.log", "wb") as sim_log,
+        SimProcess("us1", ["--count", "32"], stderr=sim_log) as sim,
+    ):
+        room = 'name = "32 units"\n'
+        for i, unit in enumerate(sim.ready["units"]):
+            port = split_hostport(unit["endpoints"]["modbus_tcp"])[1]
+            room += f'\n[devices.us{i:02d}]\nprofile = "{profile}"\n[devices.us{i:02d}.link]\n'
+            room += f"port = {port}\n"
+        (workdir / "room.toml").write_text(room)
+        socket_path = workdir / "api.sock"
+        controller = spawn_controller(
+            workdir / "room.toml",
+            workdir / "sessions.db",
+            socket_path,
+            (workdir / "controller.log").open("ab"),
+            "bench",
+            DEMO_PATIENT,
+        )
+        try:
+            wait_for_socket(controller, socket_path, workdir / "controller.log", 30.0)
+            return asyncio.run(units32(socket_path, controller.pid, window_s))
+        finally:
+            stop_controller(controller)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, under 60 s")
+    parser.add_argument("--units32", action="store_true", help="only the 32-unit figures")
     parser.add_argument("--watch", nargs="+", help=argparse.SUPPRESS)  # the poller process
     args = parser.parse_args()
     if args.watch:
         watch(args.watch)
         return
-    rounds = 5 if args.quick else 40
+    if args.units32:
+        print(json.dumps(run_units32(10.0 if args.quick else 30.0)))
+        return
+    rounds = 5 if args.quick else 25
     t_start = time.monotonic()
     if "SESSIONCONSOLE_RECORD_KEY" not in os.environ:  # a throw-away signing key
         key_dir = tempfile.mkdtemp(prefix="bench-key-")
@@ -346,8 +421,14 @@ def main() -> None:
             tui.wait(10)
             floor_out, _ = floor.communicate(timeout=floor_s + 30)
     bare = json.loads(floor_out)
+    if args.quick:
+        units = {"units32": "left out of --quick (about 20 s more): run without --quick"}
+    else:
+        log("32 US-1 units on one controller")
+        units = run_units32(30.0)
     result: dict[str, Any] = {
         **figures,
+        **units,
         "python_timer_lateness_p50_ms": round(bare["p50"], 3),
         "python_timer_lateness_p99_ms": round(bare["p99"], 3),
         "python_timer_lateness_max_ms": round(bare["max"], 3),
