@@ -212,10 +212,13 @@ async def fault_round(
 
 
 async def comms_loss_round(sims: dict[str, SimProcess], watcher: Watcher) -> float:
-    await watcher.arm(["cx3"])
+    """Drop the US-1's link until the controller has stopped the others and the US-1's own
+    watchdog has stopped it: restoring the link while it still drives makes STOP_NOT_OBEYED
+    (a latched alarm only a biomedical clear lifts), as it should."""
+    await watcher.arm(["cx3", "us1"])
     t0 = time.monotonic()
     await sims["us1"].arequest({"op": "link", "mode": "drop"})
-    await watcher.offs(t0, ["cx3"])  # COMMS_LOSS stops every output
+    await watcher.offs(t0, ["cx3", "us1"])  # COMMS_LOSS stops every output
     await sims["us1"].arequest({"op": "link", "mode": "ok"})
     return t0
 
@@ -279,7 +282,8 @@ async def drive(stack: DemoStack, rounds: int, settle_s: float) -> dict[str, Any
             await start_outputs(client, sims)
             await asyncio.sleep(settle_s)
             loss_t0s.append(await comms_loss_round(sims, watcher))
-            log(f"round {i + 1}/{rounds}: stop key {key}, fault {fault}")
+            last = {u: (round(key[u][-1], 1), round(fault[u][-1], 1)) for u in OUTPUTS}
+            log(f"round {i + 1}/{rounds}: unit: (stop key ms, fault ms) {last}")
         await client.send(StopAllCommand())
     await watcher.close()
     final = await client.wait_snapshot()
@@ -393,7 +397,7 @@ def main() -> None:
     if args.units32:
         print(json.dumps(run_units32(10.0 if args.quick else 30.0)))
         return
-    rounds = 5 if args.quick else 25
+    rounds = 4 if args.quick else 25
     t_start = time.monotonic()
     if "SESSIONCONSOLE_RECORD_KEY" not in os.environ:  # a throw-away signing key
         key_dir = tempfile.mkdtemp(prefix="bench-key-")
