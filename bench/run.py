@@ -231,7 +231,8 @@ def record_figures(
 
     def after(t0: float, pick: Any) -> float | None:
         t0_ns = int(t0 * 1e9)
-        hits = [e.mono_ns for e in entries if e.mono_ns >= t0_ns and pick(e)]
+        end_ns = t0_ns + 2_000_000_000  # an entry later than 2 s belongs to another step
+        hits = [e.mono_ns for e in entries if t0_ns <= e.mono_ns < end_ns and pick(e)]
         return (min(hits) - t0_ns) / 1e6 if hits else None
 
     def raised(rule: str) -> Any:
@@ -241,7 +242,14 @@ def record_figures(
 
     to_alarm = [after(t, raised("PATIENT_STOP")) for t in faults]
     to_stop = [
-        after(t, lambda e: e.kind == "stop_sent" and e.payload["device"] == "es2.ch1")
+        after(
+            t,
+            lambda e: (
+                e.kind == "stop_sent"
+                and e.payload["device"] == "es2.ch1"
+                and e.payload["reason"].startswith("PATIENT_STOP")
+            ),
+        )
         for t in faults
     ]
     to_loss = [after(t, raised("COMMS_LOSS")) for t in losses]
