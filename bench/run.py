@@ -257,6 +257,7 @@ def record_figures(
         "fault_inject_to_alarm_raised_ms": [round(x, 2) for x in to_alarm if x is not None],
         "fault_inject_to_stop_sent_entry_ms": [round(x, 2) for x in to_stop if x is not None],
         "comms_loss_inject_to_alarm_ms": [round(x, 2) for x in to_loss if x is not None],
+        "stop_not_obeyed_raised": sum(1 for e in entries if raised("STOP_NOT_OBEYED")(e)),
     }
 
 
@@ -275,23 +276,33 @@ async def drive(stack: DemoStack, rounds: int, settle_s: float) -> dict[str, Any
     await watcher.start()
     app = SessionConsoleApp(str(stack.socket_path), operator="bench")
     async with app.run_test(size=(100, 30)) as pilot:
+        done, aborted = 0, None
         for i in range(rounds):
-            await start_outputs(client, sims)
-            await asyncio.sleep(settle_s)
-            for unit, ms in (await stop_key_round(pilot, watcher)).items():
-                key[unit].append(ms)
-            await start_outputs(client, sims)
-            await asyncio.sleep(settle_s)
-            t0, offs = await fault_round(sims, watcher)
-            fault_t0s.append(t0)
-            for unit, ms in offs.items():
-                fault[unit].append(ms)
-            await sims["us1"].arequest({"op": "clear"})
-            await start_outputs(client, sims)
-            await asyncio.sleep(settle_s)
-            loss_t0s.append(await comms_loss_round(sims, watcher))
-            last = {u: (round(key[u][-1], 1), round(fault[u][-1], 1)) for u in OUTPUTS}
-            log(f"round {i + 1}/{rounds}: unit: (stop key ms, fault ms) {last}")
+            try:
+                await start_outputs(client, sims)
+                await asyncio.sleep(settle_s)
+                for unit, ms in (await stop_key_round(pilot, watcher)).items():
+                    key[unit].append(ms)
+                await start_outputs(client, sims)
+                await asyncio.sleep(settle_s)
+                t0, offs = await fault_round(sims, watcher)
+                fault_t0s.append(t0)
+                for unit, ms in offs.items():
+                    fault[unit].append(ms)
+                await sims["us1"].arequest({"op": "clear"})
+                await start_outputs(client, sims)
+                await asyncio.sleep(settle_s)
+                loss_t0s.append(await comms_loss_round(sims, watcher))
+                last = {u: (round(key[u][-1], 1), round(fault[u][-1], 1)) for u in OUTPUTS}
+                log(f"round {i + 1}/{rounds}: unit: (stop key ms, fault ms) {last}")
+            except TimeoutError as exc:  # e.g. a STOP_NOT_OBEYED lock-out: biomedical clear
+                held = sorted(
+                    {a.rule_id for a in (await client.wait_snapshot()).alarms if a.active}
+                )
+                aborted = f"round {i + 1}: {exc}; active alarms {held}"
+                log(f"aborted: {aborted}")
+                break
+            done = i + 1
         await client.send(StopAllCommand())
     await watcher.close()
     final = await client.wait_snapshot()
@@ -326,6 +337,9 @@ async def drive(stack: DemoStack, rounds: int, settle_s: float) -> dict[str, Any
         "comms_loss_detect_p50_ms": pct(rec["comms_loss_inject_to_alarm_ms"], 0.5),
         "comms_loss_detect_max_ms": pct(rec["comms_loss_inject_to_alarm_ms"], 1.0),
         "rounds": rounds,
+        "rounds_completed": done,
+        "stop_not_obeyed_raised": rec["stop_not_obeyed_raised"],
+        "aborted": aborted,
     }
 
 
@@ -405,7 +419,7 @@ def main() -> None:
     if args.units32:
         print(json.dumps(run_units32(10.0 if args.quick else 30.0)))
         return
-    rounds = 4 if args.quick else 25
+    rounds = 4 if args.quick else 20
     t_start = time.monotonic()
     if "SESSIONCONSOLE_RECORD_KEY" not in os.environ:  # a throw-away signing key
         key_dir = tempfile.mkdtemp(prefix="bench-key-")
