@@ -33,7 +33,7 @@ lint: $(STAMP)
 
 ## Loop lateness while the TUI runs (60 s).
 bench: $(STAMP)
-	$(BIN)/python bench/loop_lateness.py
+	$(BIN)/python bench/run.py
 
 ## Regenerate docs/INTERLOCKS.md from the rule catalogue.
 docs: $(STAMP)
