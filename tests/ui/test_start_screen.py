@@ -4,7 +4,8 @@ confirmations sent as notes, BLOCKED shown in words, Esc skips, F12 works in the
 from __future__ import annotations
 
 from textual.message import Message
-from textual.widgets import Checkbox, Input, Select
+from textual.widgets import Checkbox, Input, OptionList, Select
+from textual.widgets.option_list import Option
 
 from sessionconsole.api.messages import NoteCommand
 from sessionconsole.model.contraindication import load_contraindications
@@ -102,7 +103,10 @@ async def test_start_screens_a_plan_confirms_a_rule_and_goes_to_the_session() ->
         assert isinstance(start, StartScreen)
         await settle(pilot, start, lambda: len(start.query(Checkbox)) > 0)
         await pilot.press(*"Jane", "space", *"Doe")
-        assert "INVALID" in screen_text(the_app) and "never the patient" in screen_text(the_app)
+        await pilot.pause(0.2)
+        text = screen_text(the_app)
+        assert "INVALID" in text and "never the patient" in text
+        assert "Plans are listed once the code is valid" in text and "plan(s)" not in text
         start.query_one("#pseudonym", Input).value = "PT-0042"
         await settle(pilot, start, lambda: bool(start.plans))
         assert "OK: a valid code" in screen_text(the_app)
@@ -136,10 +140,38 @@ async def test_start_screens_a_plan_confirms_a_rule_and_goes_to_the_session() ->
         assert len(notes) == len(confirms) > 0
         assert all(n.startswith("confirmed by dana: ") and " for step " in n for n in notes)
         assert "Sent to the session record as a note" in screen_text(the_app)
+        assert all(
+            "CONFIRMED" in str(o.prompt) for o in options(start) if "CONFIRM" in str(o.prompt)
+        )
         await pilot.press("ctrl+g")
         await pilot.pause(0.05)
         assert isinstance(the_app.screen, SessionScreen)
         assert "BLOCKED, do not run: step 2, step 3, step 4" in screen_text(the_app)
+
+
+def options(start: StartScreen) -> list[Option]:
+    view = start.query_one("#findings", OptionList)
+    return [view.get_option_at_index(i) for i in range(view.option_count)]
+
+
+async def test_another_plan_or_patient_needs_its_own_confirmations() -> None:
+    the_app = app()
+    async with the_app.run_test(size=(80, 24)) as pilot:
+        start = the_app.screen
+        assert isinstance(start, StartScreen)
+        await settle(pilot, start, lambda: len(start.query(Checkbox)) > 0)
+        start.query_one("#pseudonym", Input).value = "PT-0042"
+        await settle(pilot, start, lambda: bool(start.plans))
+        start.query_one("#plan", Select).value = "plan:low-back"
+        start.query_one("#cond-pregnancy", Checkbox).value = True
+        await pilot.pause(0.05)
+        view = start.query_one("#findings", OptionList)
+        view.highlighted = next(i for i, f in enumerate(start.found) if not f.blocked)
+        await pilot.press("ctrl+o")
+        assert len(start.confirmed) == 1
+        start.query_one("#pseudonym", Input).value = "PT-0043"
+        await pilot.pause(0.05)
+        assert start.confirmed == set()
 
 
 async def test_a_preset_needs_a_region_and_esc_skips() -> None:

@@ -161,7 +161,10 @@ class StartScreen(Screen[None]):
     @work(exclusive=True, group="start-plans")
     async def _load_plans(self, pseudonym: str) -> None:
         plans_dir = self.config / "plans"
-        self.plans, problems = await asyncio.to_thread(read_plans, plans_dir, pseudonym)
+        plans, problems = await asyncio.to_thread(read_plans, plans_dir, pseudonym)
+        if self.query_one("#pseudonym", Input).value != pseudonym:
+            return  # typed on meanwhile: that answer is for another code
+        self.plans = plans
         self._fill_choices()
         found = f"{len(self.plans)} plan(s) for {pseudonym}"
         self.say("; ".join([found, *problems]))
@@ -221,12 +224,20 @@ class StartScreen(Screen[None]):
         check.set_class(problem is not None, "invalid")
         check.update(f"INVALID: {problem}" if problem else "OK: a valid code")
         self.plans = {}
+        self.confirmed.clear()  # another patient: nothing of theirs is confirmed yet
         if problem is None:
             self._load_plans(event.value)
         else:
+            self.workers.cancel_group(self, "start-plans")
             self._fill_choices()
+            self.say("Plans are listed once the code is valid")
 
-    @on(Select.Changed)
+    @on(Select.Changed, "#plan")
+    def _new_choice(self) -> None:
+        self.confirmed.clear()  # a confirmation holds for the step it was given for
+        self._screen()
+
+    @on(Select.Changed, "#region")
     @on(Checkbox.Changed)
     def _rescreen(self) -> None:
         self._screen()
