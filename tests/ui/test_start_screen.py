@@ -10,7 +10,13 @@ from textual.widgets.option_list import Option
 from sessionconsole.api.messages import NoteCommand
 from sessionconsole.model.contraindication import load_contraindications
 from sessionconsole.model.paths import config_dir
-from sessionconsole.model.plan import ManualStep, PatientCondition, StimulationStep, load_plan
+from sessionconsole.model.plan import (
+    ManualStep,
+    PatientCondition,
+    StimulationStep,
+    UltrasoundStep,
+    load_plan,
+)
 from sessionconsole.model.vocabulary import load_vocabulary
 from sessionconsole.plans.screening import screen
 from sessionconsole.ui.app import SessionConsoleApp
@@ -47,6 +53,22 @@ def test_the_ui_checklist_agrees_with_plans_screening_everywhere() -> None:
                     side="left",
                     duration_s=60,
                 ),
+                ManualStep(
+                    kind="manual",
+                    technique="lymphatic_drainage",
+                    region=region,
+                    side="left",
+                    duration_s=60,
+                ),
+                UltrasoundStep.model_validate(
+                    {
+                        "kind": "ultrasound",
+                        "region": region,
+                        "side": "left",
+                        "duration_s": 60,
+                        "ultrasound": {"output": "us1"},
+                    }
+                ),
                 StimulationStep.model_validate(
                     {
                         "kind": "stimulation",
@@ -61,6 +83,8 @@ def test_the_ui_checklist_agrees_with_plans_screening_everywhere() -> None:
                 steps,
                 [
                     Target("s", "manual", region, "deep_tissue"),
+                    Target("s", "manual", region, "lymphatic_drainage"),
+                    Target("s", "ultrasound", region),
                     Target("s", "stimulation", region),
                 ],
                 strict=True,
