@@ -27,7 +27,9 @@ from sessionconsole.ui.alarm_views import AlarmEscalationScreen, AlarmListScreen
 from sessionconsole.ui.cli_runner import RecordsAccess
 from sessionconsole.ui.messages import AudioPause, Say, SendCommand, stop_all
 from sessionconsole.ui.past.screen import HistoryScreen
+from sessionconsole.ui.profiles.screen import ProfilesScreen
 from sessionconsole.ui.session_screen import SessionScreen
+from sessionconsole.ui.start.screen import StartScreen
 from sessionconsole.ui.summary.screen import SummaryScreen
 from sessionconsole.ui.summary.tally import LiveTally
 
@@ -57,9 +59,11 @@ class SessionConsoleApp(App[int]):
         autoconnect: bool = True,
         clock: Callable[[], float] = time.monotonic,
         records: RecordsAccess | None = None,
+        start: bool = False,
     ) -> None:
         """`autoconnect=False` draws only snapshots fed to `show()` (previews, screenshots);
-        `records` says where the session record is (None: the commands are shown, not run)."""
+        `records` says where the session record is (None: the commands are shown, not run);
+        `start` opens the Start screen over the session screen at launch."""
         super().__init__()
         self.records = records or RecordsAccess(db=None, export_dir="exports")
         self.socket_path = socket_path
@@ -76,11 +80,14 @@ class SessionConsoleApp(App[int]):
         self.sounder = AlarmSounder()
         self.tally = LiveTally()
         self.summary_screen = SummaryScreen(self.records, id="summary")
+        self.open_start = start
 
     def on_mount(self) -> None:
         self.sub_title = f"operator {self.operator}"
         self.install_screen(self.alarm_list, "alarms")
         self.push_screen(self.session_screen)
+        if self.open_start:
+            self.action_start()
         if self.autoconnect:
             self.set_interval(REFRESH_S, self._refresh_view)
             self.set_interval(SOUND_TICK_S, self.sound_tick)
@@ -204,11 +211,23 @@ class SessionConsoleApp(App[int]):
         if not isinstance(self.screen, HistoryScreen):
             self.push_screen(HistoryScreen(self.records))
 
+    def action_start(self) -> None:
+        """Patient, plan or preset, contraindication checklist (Esc: back)."""
+        if not isinstance(self.screen, StartScreen):
+            self.push_screen(StartScreen(config_dir(), self.vocabulary, self.operator))
+
+    def action_profiles(self) -> None:
+        """Device profiles, for biomedical staff behind a PIN."""
+        if not isinstance(self.screen, ProfilesScreen):
+            self.push_screen(ProfilesScreen(config_dir() / "profiles", self.records.run))
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """The command palette also lists the screens."""
         yield from super().get_system_commands(screen)
         yield SystemCommand("Summary", "This session's summary (F4)", self.action_summary)
         yield SystemCommand("History", "Past sessions from the record (F5)", self.action_history)
+        yield SystemCommand("Start", "Patient, plan, contraindications", self.action_start)
+        yield SystemCommand("Profiles", "Device profiles (biomedical, PIN)", self.action_profiles)
 
     def action_stop_all(self) -> None:
         """STOP ALL: every output of every device, latched until acknowledged."""
@@ -218,5 +237,5 @@ class SessionConsoleApp(App[int]):
 def run_tui(socket_path: str, operator: str, db: str | None = None) -> int:
     """Run the TUI until the operator quits; `db` lets it bill and export from the record."""
     records = RecordsAccess(db=db, export_dir=str(Path.cwd() / "sessionconsole-exports"))
-    SessionConsoleApp(socket_path, operator, records=records).run()
+    SessionConsoleApp(socket_path, operator, records=records, start=True).run()
     return 0

@@ -1,0 +1,1 @@
+"""Profiles screen (biomedical staff, behind a PIN): list, view, validate, probe."""

@@ -1,0 +1,1 @@
+"""Start screen: patient pseudonym, plan or preset, contraindication checklist."""

@@ -1,0 +1,238 @@
+"""Start screen: pseudonym check, plan and preset screening (agreeing with plans.screening),
+confirmations sent as notes, BLOCKED shown in words, Esc skips, F12 works in the text field."""
+
+from __future__ import annotations
+
+from textual.message import Message
+from textual.widgets import Checkbox, Input, OptionList, Select
+from textual.widgets.option_list import Option
+
+from sessionconsole.api.messages import NoteCommand
+from sessionconsole.model.contraindication import load_contraindications
+from sessionconsole.model.paths import config_dir
+from sessionconsole.model.plan import (
+    ManualStep,
+    PatientCondition,
+    StimulationStep,
+    UltrasoundStep,
+    load_plan,
+)
+from sessionconsole.model.vocabulary import load_vocabulary
+from sessionconsole.plans.screening import screen
+from sessionconsole.ui.app import SessionConsoleApp
+from sessionconsole.ui.messages import SendCommand
+from sessionconsole.ui.session_screen import SessionScreen
+from sessionconsole.ui.start.checks import Target, applies, findings, plan_targets
+from sessionconsole.ui.start.screen import StartScreen, pseudonym_problem
+from tests.ui.fixed_snapshots import FakeClock
+from tests.ui.test_session_views import screen_text
+from tests.ui.test_summary_screen import stop_alls
+
+RULES = load_contraindications(config_dir() / "contraindications.toml")
+PLAN = load_plan(config_dir() / "plans" / "PT-0042" / "low-back.toml", "PT-0042")
+
+
+def test_the_pseudonym_is_checked_with_the_session_rule() -> None:
+    assert pseudonym_problem("PT-0042") is None
+    problem = pseudonym_problem("Jane Doe")
+    assert problem is not None and "never the patient's name" in problem
+
+
+def test_the_ui_checklist_agrees_with_plans_screening_everywhere() -> None:
+    """Every condition alone, every modality and region: the same rules as plans.screening."""
+    regions = [r.id for r in load_vocabulary(config_dir() / "vocabulary.toml").regions]
+    compared = 0
+    for condition in [None, *RULES.conditions]:
+        held = [PatientCondition(id=condition)] if condition else []
+        for region in regions:
+            steps = [
+                ManualStep(
+                    kind="manual",
+                    technique="deep_tissue",
+                    region=region,
+                    side="left",
+                    duration_s=60,
+                ),
+                ManualStep(
+                    kind="manual",
+                    technique="lymphatic_drainage",
+                    region=region,
+                    side="left",
+                    duration_s=60,
+                ),
+                UltrasoundStep.model_validate(
+                    {
+                        "kind": "ultrasound",
+                        "region": region,
+                        "side": "left",
+                        "duration_s": 60,
+                        "ultrasound": {"output": "us1"},
+                    }
+                ),
+                StimulationStep.model_validate(
+                    {
+                        "kind": "stimulation",
+                        "region": region,
+                        "side": "left",
+                        "duration_s": 60,
+                        "stimulation": {"output": "es2.ch1", "amplitude_ma": 10.0},
+                    }
+                ),
+            ]
+            for step, target in zip(
+                steps,
+                [
+                    Target("s", "manual", region, "deep_tissue"),
+                    Target("s", "manual", region, "lymphatic_drainage"),
+                    Target("s", "ultrasound", region),
+                    Target("s", "stimulation", region),
+                ],
+                strict=True,
+            ):
+                theirs = screen(RULES, held, step)
+                mine = findings(RULES, {condition} if condition else set(), [target])
+                expected = {f.rule_id for f in (*theirs.blocks, *theirs.confirmations)}
+                assert {f.rule.id for f in mine} == expected, (condition, region)
+                compared += 1
+    assert compared > 100
+
+
+def test_a_pacemaker_blocks_the_plans_stimulation_steps() -> None:
+    found = findings(RULES, {"pacemaker"}, plan_targets(PLAN))
+    blocked = [f for f in found if f.blocked]
+    assert {f.target.step for f in blocked} == {"step 3", "step 4"}
+    assert blocked[0].line("Lumbar").startswith("BLOCKED  step 3, stimulation on Lumbar")
+    rule = next(r for r in RULES.rules if r.id == "estim_pacemaker")
+    assert not applies(rule, set(), Target("x", "stimulation", "lumbar"))
+
+
+def app() -> SessionConsoleApp:
+    return SessionConsoleApp(
+        "/nonexistent.sock", "dana", autoconnect=False, clock=FakeClock(), start=True
+    )
+
+
+async def settle(pilot: object, start: StartScreen, ready: object) -> None:
+    for _ in range(50):
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
+        if callable(ready) and ready():
+            return
+
+
+async def test_start_screens_a_plan_confirms_a_rule_and_goes_to_the_session() -> None:
+    the_app = app()
+    posted: list[Message] = []
+    async with the_app.run_test(size=(80, 24), message_hook=posted.append) as pilot:
+        start = the_app.screen
+        assert isinstance(start, StartScreen)
+        await settle(pilot, start, lambda: len(start.query(Checkbox)) > 0)
+        await pilot.press(*"Jane", "space", *"Doe")
+        await pilot.pause(0.2)
+        text = screen_text(the_app)
+        assert "INVALID" in text and "never the patient" in text
+        assert "Plans are listed once the code is valid" in text and "plan(s)" not in text
+        start.query_one("#pseudonym", Input).value = "PT-0042"
+        await settle(pilot, start, lambda: bool(start.plans))
+        assert "OK: a valid code" in screen_text(the_app)
+        start.query_one("#plan", Select).value = "plan:low-back"
+        start.query_one("#cond-pacemaker", Checkbox).value = True
+        start.query_one("#cond-pregnancy", Checkbox).value = True
+        await pilot.pause(0.1)
+        text = screen_text(the_app)
+        assert "BLOCKED  step 3, stimulation" in text
+        assert any(f.rule.action == "confirm" for f in start.found)
+        # Going on is refused while a confirmation is open.
+        await pilot.press("ctrl+g")
+        assert the_app.screen is start and "to confirm first" in screen_text(the_app)
+        # A BLOCKED line cannot be confirmed.
+        findings_list = start.query_one("#findings")
+        findings_list.focus()
+        findings_list.highlighted = 0  # type: ignore[attr-defined]
+        await pilot.press("ctrl+o")
+        assert "BLOCKED cannot be confirmed" in screen_text(the_app)
+        for index, f in enumerate(start.found):
+            if not f.blocked:
+                findings_list.highlighted = index  # type: ignore[attr-defined]
+                await pilot.press("ctrl+o")
+        await pilot.pause(0.05)
+        notes = {
+            m.command.text
+            for m in posted
+            if isinstance(m, SendCommand) and isinstance(m.command, NoteCommand)
+        }
+        confirms = [f for f in start.found if not f.blocked]
+        assert len(notes) == len(confirms) > 0
+        assert all(n.startswith("confirmed by dana: ") and " for step " in n for n in notes)
+        assert "Sent to the session record as a note" in screen_text(the_app)
+        assert all(
+            "CONFIRMED" in str(o.prompt) for o in options(start) if "CONFIRM" in str(o.prompt)
+        )
+        await pilot.press("ctrl+g")
+        await pilot.pause(0.05)
+        assert isinstance(the_app.screen, SessionScreen)
+        assert "BLOCKED, do not run: step 2, step 3, step 4" in screen_text(the_app)
+
+
+def options(start: StartScreen) -> list[Option]:
+    view = start.query_one("#findings", OptionList)
+    return [view.get_option_at_index(i) for i in range(view.option_count)]
+
+
+async def test_another_plan_or_patient_needs_its_own_confirmations() -> None:
+    the_app = app()
+    async with the_app.run_test(size=(80, 24)) as pilot:
+        start = the_app.screen
+        assert isinstance(start, StartScreen)
+        await settle(pilot, start, lambda: len(start.query(Checkbox)) > 0)
+        start.query_one("#pseudonym", Input).value = "PT-0042"
+        await settle(pilot, start, lambda: bool(start.plans))
+        start.query_one("#plan", Select).value = "plan:low-back"
+        start.query_one("#cond-pregnancy", Checkbox).value = True
+        await pilot.pause(0.05)
+        view = start.query_one("#findings", OptionList)
+        view.highlighted = next(i for i, f in enumerate(start.found) if not f.blocked)
+        await pilot.press("ctrl+o")
+        assert len(start.confirmed) == 1
+        start.query_one("#pseudonym", Input).value = "PT-0043"
+        await pilot.pause(0.05)
+        assert start.confirmed == set()
+
+
+async def test_a_preset_needs_a_region_and_esc_skips() -> None:
+    the_app = app()
+    async with the_app.run_test(size=(80, 24)) as pilot:
+        start = the_app.screen
+        assert isinstance(start, StartScreen)
+        await settle(pilot, start, lambda: bool(start.library.presets))
+        preset = next(i for i, p in start.library.presets.items() if p.modality == "ultrasound")
+        start.query_one("#plan", Select).value = f"preset:{preset}"
+        start.query_one("#cond-pregnancy", Checkbox).value = True
+        await pilot.pause(0.05)
+        assert "Pick a plan, or a preset and a region" in screen_text(the_app)
+        start.query_one("#region", Select).value = "abdomen"
+        await pilot.pause(0.05)
+        assert f"BLOCKED  {preset}, ultrasound on" in screen_text(the_app)
+        await pilot.press("escape")
+        assert isinstance(the_app.screen, SessionScreen)
+
+
+async def test_f12_from_the_start_screen_even_in_the_pseudonym_field() -> None:
+    the_app = app()
+    posted: list[Message] = []
+    async with the_app.run_test(size=(80, 24), message_hook=posted.append) as pilot:
+        assert isinstance(the_app.screen, StartScreen)
+        assert isinstance(the_app.focused, Input)
+        await pilot.press("f12")
+        await pilot.pause(0.05)
+        assert stop_alls(posted) == 1
+        assert isinstance(the_app.screen, StartScreen)
+
+
+async def test_the_command_palette_offers_start_and_profiles() -> None:
+    the_app = SessionConsoleApp("/x.sock", "dana", autoconnect=False, clock=FakeClock())
+    async with the_app.run_test(size=(80, 24)) as pilot:
+        titles = {c.title for c in the_app.get_system_commands(the_app.screen)}
+        assert {"Start", "Profiles"} <= titles
+        the_app.action_start()
+        await pilot.pause(0.2)
+        assert isinstance(the_app.screen, StartScreen)
