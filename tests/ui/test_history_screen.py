@@ -71,14 +71,14 @@ async def test_history_lists_opens_and_exports_a_recorded_session(tmp_path: Path
         history = app.screen
         assert isinstance(history, HistoryScreen)
         await pilot.wait_for_scheduled_animations()
-        for _ in range(100):
+        for _ in range(300):  # up to 30 s: a `records` child process on a loaded machine
             await pilot.pause(0.1)
             if history.sessions:
                 break
         assert [s.session_id for s in history.sessions] == [sid]
         assert history.sessions[0].patient == "P-7Q2"
         await pilot.press("e")
-        for _ in range(100):
+        for _ in range(300):  # up to 30 s: a `records` child process on a loaded machine
             await pilot.pause(0.1)
             if "Exported" in str(history.status.render()):
                 break
@@ -86,7 +86,7 @@ async def test_history_lists_opens_and_exports_a_recorded_session(tmp_path: Path
         assert (tmp_path / "out" / f"{sid}.html").read_text().startswith("<!")
         history.table.focus()
         await pilot.press("enter")
-        for _ in range(100):
+        for _ in range(300):  # up to 30 s: a `records` child process on a loaded machine
             await pilot.pause(0.1)
             if isinstance(app.screen, SummaryScreen) and "97" in str(app.screen.bill.render()):
                 break
