@@ -157,3 +157,14 @@ def icd_file(name: str) -> Path:
             "or set SESSIONCONSOLE_SHARED"
         )
     return path
+
+
+def controller_refusal(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`sessionconsole controller` on a one-US-1 room with extra ARGS, expected to refuse at
+    start-up (an invalid option): run to its exit and return what it printed."""
+    profile = Path(__file__).resolve().parents[1] / "config" / "profiles" / "us1-tcp.toml"
+    room = tmp_path / "room.toml"
+    room.write_text(f'name = "r"\n[devices.us1]\nprofile = "{profile}"\n')
+    command = [sys.executable, "-m", "sessionconsole.cli", "controller", "--room", str(room)]
+    command += ["--db", str(tmp_path / "s.db"), "--socket", str(tmp_path / "s.sock"), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)

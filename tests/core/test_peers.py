@@ -21,6 +21,7 @@ import pytest
 
 from sessionconsole.core.peers import Peer, PeerPolicy, group_name
 from sessionconsole.core.server import ApiServer
+from tests.support import controller_refusal
 
 NOBODY = 65534
 STRANGER = 65533
@@ -159,28 +160,7 @@ def test_the_kernel_reports_our_own_credentials() -> None:
 
 
 def test_an_unknown_group_is_refused_before_anything_starts(tmp_path: Path) -> None:
-    room = tmp_path / "room.toml"
-    profile = Path(__file__).resolve().parents[2] / "config" / "profiles" / "us1-tcp.toml"
-    room.write_text(f'name = "r"\n[devices.us1]\nprofile = "{profile}"\n')
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sessionconsole.cli",
-            "controller",
-            "--room",
-            str(room),
-            "--db",
-            str(tmp_path / "s.db"),
-            "--socket",
-            str(tmp_path / "s.sock"),
-            "--group",
-            "no-such-group-here",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = controller_refusal(tmp_path, "--group", "no-such-group-here")
     assert result.returncode == 2
     assert "no such group 'no-such-group-here'" in result.stderr
     assert not (tmp_path / "s.sock").exists()
