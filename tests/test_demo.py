@@ -82,6 +82,9 @@ def test_demo_in_a_terminal_shows_live_values_stops_on_f12_and_quits_clean(
             screen = capture(tmux)
             return all(s in screen for s in ("telemetry", "Ultrasound", "STOP ALL", "IDLE"))
 
+        # The demo opens on the Start screen (pseudonym, plan, screening); Esc skips it.
+        assert wait_until(lambda: "Patient code" in capture(tmux), 15), capture(tmux)
+        subprocess.run(["tmux", "send-keys", "-t", tmux, "Escape"], check=True)
         # The first frames may be partly drawn: wait for the whole session screen.
         assert wait_until(full_screen, 15), capture(tmux)
         demo_pid = int(pid_file.read_text())
