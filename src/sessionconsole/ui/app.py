@@ -121,6 +121,8 @@ class SessionConsoleApp(App[int]):
 
     def _refresh_view(self) -> None:
         snapshot = self._latest
+        if not self.screen_stack:  # the app is closing: a timer may still fire once
+            return
         if snapshot is None or snapshot.seq == self._drawn_seq:
             return
         self._drawn_seq = snapshot.seq
