@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
+from pymodbus.client import AsyncModbusTcpClient
 
 from sessionconsole.drivers.errors import WrongDevice
 from sessionconsole.drivers.generic_modbus import GenericModbusDriver
@@ -119,4 +121,32 @@ async def test_vendor_b_answers_only_its_unit_id(vendor_b: SimProcess) -> None:
         with pytest.raises(NoReply, match="no reply from unit id 1 at"):
             await driver.connect_and_stop(timeout_s=0.3)
     finally:
+        await driver.close()
+
+
+async def test_a_setpoint_another_master_wrote_is_reported(sim: SimProcess) -> None:
+    # Issue #4 / SETPOINT_NOT_WRITTEN for units described by a profile: the generic driver
+    # compares what it wrote with every poll and reports, once per value, what it did not.
+    errors: list[str] = []
+    driver = GenericModbusDriver(
+        "g", bundled("us1-generic.toml", endpoint(sim)), on_error=lambda _d, m: errors.append(m)
+    )
+    other = AsyncModbusTcpClient("127.0.0.1", port=sim.modbus_tcp[1], timeout=0.5, retries=0)
+    try:
+        await driver.connect_and_stop()
+        driver.start()
+        driver.request_configure(SETTINGS)
+        await wait_for(lambda: driver.latest and driver.latest.intensity_setpoint_w_cm2 == 0.8)
+        await asyncio.sleep(0.2)
+        assert driver.setpoint_mismatches == 0, errors
+        assert await other.connect()
+        assert not (await other.write_register(1, 150, device_id=1)).isError()
+        await wait_for(lambda: driver.setpoint_mismatches == 1)
+        assert any(
+            "holds intensity_setpoint_w_cm2 1.5, but the console wrote 0.8" in e for e in errors
+        )
+        await asyncio.sleep(0.3)
+        assert driver.setpoint_mismatches == 1  # once per value, not every poll
+    finally:
+        other.close()
         await driver.close()

@@ -95,6 +95,10 @@ class GenericModbusDriver(DriverLifecycle):
         self.stops_sent = 0
         self._stop_pending = True  # the first write once the unit is reached is a stop
         self._stop_needs_poll = False  # a stop went out and no poll has followed yet
+        self.setpoint_mismatches = 0
+        self._expected: dict[int, dict[str, codec.Physical]] = {}  # command id -> setpoints
+        self._written: dict[str, codec.Physical] = {}  # reading field -> the value we wrote
+        self._mismatch_seen: dict[str, codec.Physical] = {}
         self._stop_record: CommandRecord | None = None
         self._heartbeat_counter = 0
         self._watchdog_due = False
@@ -151,6 +155,7 @@ class GenericModbusDriver(DriverLifecycle):
             self.clock(),
             confirm=lambda r: all(_same(getattr(r, f), v) for f, v in expected.items() if f),
         )
+        self._expected[record.id] = {f: v for f, v in expected.items() if f}
         blocks = codec.write_blocks(words)
         for i, block in enumerate(blocks):
             last = i == len(blocks) - 1  # the last block's response acknowledges the command
@@ -173,6 +178,7 @@ class GenericModbusDriver(DriverLifecycle):
             self.clock(),
             confirm=lambda r: _same(r.intensity_setpoint_w_cm2, expected),
         )
+        self._expected[record.id] = {"intensity_setpoint_w_cm2": expected}
         self._queue(_Write("intensity", reg.address, tuple(words), record))
 
     def request_start(self) -> None:
@@ -409,11 +415,29 @@ class GenericModbusDriver(DriverLifecycle):
         previous = self.latest
         self.latest = self._reading(await self._poll_values())
         self.commands.observe(self.latest, self.clock())
+        if previous is None or self.latest.boot_count == previous.boot_count:
+            self._compare_setpoints(self.latest)
+        else:
+            self._written.clear()  # back at boot values, which the console did not write
         if previous is not None and self.latest.boot_count != previous.boot_count:
             # A reboot without a lost link (RTU): the unit is back at its boot watchdog and
             # writes queued before it were judged on the old state; never replay a start.
             self._watchdog_due = True
             self._drop_writes("the unit rebooted")
+
+    def _compare_setpoints(self, reading: UltrasoundReading) -> None:
+        """Report, once per value, a setpoint the unit holds that the console did not write."""
+        for field, wrote in self._written.items():
+            held = getattr(reading, field, None)
+            if _same(held, wrote):
+                self._mismatch_seen.pop(field, None)
+            elif self._mismatch_seen.get(field) != held:
+                self._mismatch_seen[field] = held
+                self.setpoint_mismatches += 1
+                self._report(
+                    f"{self.device_id}: the unit holds {field} {held}, "
+                    f"but the console wrote {wrote}"
+                )
 
     async def _poll_values(self) -> dict[str, codec.Physical]:
         """Read every block of the poll plan and decode it."""
@@ -466,6 +490,7 @@ class GenericModbusDriver(DriverLifecycle):
             )
         if write.record is not None and write.label != "stop":
             self.commands.acknowledge(write.record, self.clock())
+            self._written.update(self._expected.pop(write.record.id, {}))
 
     async def _write_checked(self, write: _Write) -> bool:
         """A write whose refusal is reported but does not drop the link; whether it was taken."""
