@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import tomllib
 from collections.abc import Callable
 from typing import Any
 
+import aiomqtt
 import pytest
 
 from sessionconsole.drivers.base import DeviceDriver
@@ -302,4 +304,31 @@ async def test_broker_loss_reconnects_and_delivers_only_the_stop() -> None:
         await wait_for(lambda: driver.latest.ultrasound.state == "IDLE", 2)
         assert await us_state(sim) == "IDLE"
         assert [r.op for r in driver.commands.values()].count("start") == 1
+        await driver.close()
+
+
+async def test_a_setpoint_another_client_wrote_is_reported(
+    mosquitto_broker: Mosquitto, cx3_sim: SimProcess
+) -> None:
+    # SETPOINT_NOT_WRITTEN for units described by an mqtt_generic profile: the driver
+    # compares what the unit accepted from it with the setpoints telemetry carries.
+    driver, errors = make(mosquitto_broker, cx3_sim, watchdog_ms=5000)
+    await driver.connect_and_stop()
+    try:
+        async with core_heartbeats(driver):
+            driver.request_configure_us(US)
+            driver.request_start("us")
+            await wait_for(lambda: driver.latest and driver.latest.ultrasound.state == "RUNNING")
+            await asyncio.sleep(0.3)
+            assert driver.setpoint_mismatches == 0
+            topic = f"{cx3_sim.endpoints['mqtt']['root']}/cmd"
+            command = {"id": 434343, "op": "set_intensity", "args": {"intensity_w_cm2": 1.5}}
+            async with aiomqtt.Client("127.0.0.1", mosquitto_broker.port) as other:
+                await other.publish(topic, json.dumps(command), qos=1)
+            await wait_for(lambda: driver.setpoint_mismatches == 1)
+            assert any("holds intensity_w_cm2 1.5, but the console wrote 1" in e for e in errors)
+            await asyncio.sleep(0.3)
+            assert driver.setpoint_mismatches == 1
+    finally:
+        driver.request_stop()
         await driver.close()

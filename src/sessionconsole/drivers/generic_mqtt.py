@@ -103,6 +103,9 @@ class GenericMqttDriver(DriverLifecycle):
         self._stop_wanted = True  # the first command once the unit is reached is a stop
         self._stop_ids: set[int] = set()  # stops published since the newest request_stop()
         self._sent_since_stop = True  # a command was published after the newest stop
+        self.setpoint_mismatches = 0
+        self._written: dict[str, float] = {}  # telemetry setpoint -> the value this console wrote
+        self._mismatch_seen: dict[str, float] = {}
         self._stop_sent_mono_s: float | None = None  # None: publish one now
         self._stop_requested_mono_s = clock()
         self._hold_stop_for_reading = False  # connect_and_stop reads the state first
@@ -465,6 +468,7 @@ class GenericMqttDriver(DriverLifecycle):
                 reading = self.messages.parse_telemetry(payload, now)
                 self.latest = reading
                 self.commands.observe(reading, now)
+                self._compare_setpoints(reading)
             elif topic == topics["reply"]:
                 self._on_reply(self.messages.parse_reply(payload), now)
             elif topic == topics["status"]:
@@ -489,6 +493,7 @@ class GenericMqttDriver(DriverLifecycle):
             return
         if reply.ok:
             self.commands.acknowledge(record, now)
+            self._remember_written(record.op, record.args)
             if self._stop_wanted and record.id in self._stop_ids:
                 self._stop_wanted = False
                 self._stop_ids.clear()
@@ -528,11 +533,39 @@ class GenericMqttDriver(DriverLifecycle):
 
     def _rebooted(self, how: str) -> None:
         self.boot_changes += 1
+        self._written.clear()  # back at boot values, which this console did not write
         self._drop_pending()
         self._came_back()  # also when no offline status came between: the watchdog is lost
         self._report(
             f"{self.device_id}: {self.profile.serial} rebooted ({how}): its configuration is lost"
         )
+
+    def _remember_written(self, op: str, args: dict[str, object]) -> None:
+        """The setpoints the unit accepted from this console (compared with telemetry)."""
+        intensity = args.get("intensity_w_cm2") if op in ("configure_us", "set_intensity") else None
+        if isinstance(intensity, int | float):
+            self._written["intensity_w_cm2"] = float(intensity)
+        amplitude = args.get("amplitude_ma") if op == "set_amplitude" else None
+        if isinstance(amplitude, int | float):
+            self._written["amplitude_ma"] = float(amplitude)
+
+    def _compare_setpoints(self, reading: Cx3Reading) -> None:
+        """Report, once per value, a setpoint the unit holds that this console did not write."""
+        held = {
+            "intensity_w_cm2": reading.ultrasound.intensity_setpoint_w_cm2,
+            "amplitude_ma": reading.stimulation.amplitude_setpoint_ma,
+        }
+        for key, wrote in self._written.items():
+            value = held[key]
+            if abs(value - wrote) <= SETPOINT_TOLERANCE:
+                self._mismatch_seen.pop(key, None)
+            elif self._mismatch_seen.get(key) != value:
+                self._mismatch_seen[key] = value
+                self.setpoint_mismatches += 1
+                self._report(
+                    f"{self.device_id}: {self.profile.serial} holds {key} {value:g}, "
+                    f"but the console wrote {wrote:g}"
+                )
 
     def _came_back(self) -> None:
         """The unit is (again) online: set its watchdog, and resend a pending stop now."""
