@@ -88,7 +88,10 @@ async def test_history_lists_opens_and_exports_a_recorded_session(tmp_path: Path
         await pilot.press("enter")
         for _ in range(300):  # up to 30 s: a `records` child process on a loaded machine
             await pilot.pause(0.1)
-            if isinstance(app.screen, SummaryScreen) and "97" in str(app.screen.bill.render()):
+            # wait for the bill itself: the "running ... records bill <id>" line that comes
+            # first may contain "97" too, inside the random session id
+            bill = str(app.screen.bill.render()) if isinstance(app.screen, SummaryScreen) else ""
+            if "Billing (from the session record)" in bill:
                 break
         summary = app.screen
         assert isinstance(summary, SummaryScreen)
