@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sessionconsole.drivers.tracking import HISTORY, CommandTracker
+from sessionconsole.drivers.tracking import HISTORY, CommandTracker, SetpointWatch
 
 
 def test_acknowledged_then_confirmed_by_a_reading_that_shows_the_effect() -> None:
@@ -62,3 +62,16 @@ def test_history_is_bounded_oldest_first() -> None:
     assert len(tracker) == HISTORY
     assert next(tracker.values()).args == {"i": 10}
     assert tracker.get(1) is None and tracker.get(HISTORY + 10) is not None
+
+
+def test_setpoint_watch_counts_each_foreign_value_once_and_forgets_at_reboot() -> None:
+    watch = SetpointWatch(tolerance=0.005)
+    assert watch.check({"i": 1.5}) == []  # nothing written yet: nothing to compare
+    watch.wrote("i", 1.0)
+    assert watch.check({"i": 1.004}) == []  # within tolerance
+    assert watch.check({"i": 1.5}) == [("i", 1.5, 1.0)]
+    assert watch.check({"i": 1.5}) == []  # the same value is not counted again
+    assert watch.check({"i": 1.7}) == [("i", 1.7, 1.0)]  # a new value is
+    assert watch.mismatches == 2
+    watch.forget()
+    assert watch.check({"i": 0.0}) == [] and watch.mismatches == 2

@@ -24,7 +24,7 @@ import aiomqtt
 from sessionconsole.drivers.base import DriverLifecycle
 from sessionconsole.drivers.errors import DeviceUnreachable, WrongDevice
 from sessionconsole.drivers.mqtt_options import client_for
-from sessionconsole.drivers.tracking import CommandTracker, Confirm
+from sessionconsole.drivers.tracking import CommandTracker, Confirm, SetpointWatch
 from sessionconsole.model.combination import Cx3Profile, Cx3Reading
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import StimulationSettings
@@ -90,9 +90,7 @@ class Cx3MqttDriver(DriverLifecycle):
         self.boot_changes = 0
         self.events: deque[tuple[float, cx3.Event]] = deque(maxlen=256)
         self.commands = CommandTracker(ack_timeout_s=REPLY_TIMEOUT_S)
-        self.setpoint_mismatches = 0
-        self._written: dict[str, float] = {}  # telemetry key -> the value this console wrote
-        self._mismatch_seen: dict[str, float] = {}
+        self._setpoints = SetpointWatch(tolerance=0.005)  # keys: telemetry setpoint names
         self.bad_payloads = 0
         self.foreign_replies = 0
         self.heartbeats_sent = 0
@@ -447,14 +445,19 @@ class Cx3MqttDriver(DriverLifecycle):
             f"{reply.error}: {reply.detail}"
         )
 
+    @property
+    def setpoint_mismatches(self) -> int:
+        """Setpoints found held that this console did not write (each value counted once)."""
+        return self._setpoints.mismatches
+
     def _remember_written(self, op: str, args: dict[str, object]) -> None:
         """The setpoints the device accepted from this console (compared with telemetry)."""
         value = args.get("intensity_w_cm2") if op in ("configure_us", "set_intensity") else None
         if isinstance(value, int | float):
-            self._written["intensity_w_cm2"] = float(value)
+            self._setpoints.wrote("intensity_w_cm2", float(value))
         amplitude = args.get("ma") if op == "set_amplitude" else None
         if isinstance(amplitude, int | float):
-            self._written["ma"] = float(amplitude)
+            self._setpoints.wrote("ma", float(amplitude))
 
     def _compare_setpoints(self, reading: Cx3Reading) -> None:
         """Report, once per value, a setpoint the unit holds that this console did not write."""
@@ -462,19 +465,13 @@ class Cx3MqttDriver(DriverLifecycle):
             "intensity_w_cm2": reading.ultrasound.intensity_setpoint_w_cm2,
             "ma": reading.stimulation.amplitude_setpoint_ma,
         }
-        for key, wrote in self._written.items():
-            value = held[key]
-            if abs(value - wrote) < 0.005:
-                self._mismatch_seen.pop(key, None)
-            elif self._mismatch_seen.get(key) != value:
-                self._mismatch_seen[key] = value
-                self.setpoint_mismatches += 1
-                what = "intensity" if key == "intensity_w_cm2" else "amplitude"
-                unit = "W/cm²" if key == "intensity_w_cm2" else "mA"
-                self._report(
-                    f"{self.device_id}: {self.profile.serial} holds {what} {value:g} {unit}, "
-                    f"but the console wrote {wrote:g} {unit}"
-                )
+        for key, value, wrote in self._setpoints.check(held):
+            what = "intensity" if key == "intensity_w_cm2" else "amplitude"
+            unit = "W/cm²" if key == "intensity_w_cm2" else "mA"
+            self._report(
+                f"{self.device_id}: {self.profile.serial} holds {what} {value:g} {unit}, "
+                f"but the console wrote {wrote:g} {unit}"
+            )
 
     def _on_status(self, status: cx3.Status) -> None:
         self.status = status
@@ -492,7 +489,7 @@ class Cx3MqttDriver(DriverLifecycle):
             return
         if self._boot is not None and status.boot != self._boot:
             self.boot_changes += 1
-            self._written.clear()  # back at boot values, which this console did not write
+            self._setpoints.forget()  # back at boot values, which this console did not write
             self._watchdog_due = True  # lost at boot, even with no offline status between
             self._wake.set()
             self._report(

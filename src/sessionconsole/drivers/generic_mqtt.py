@@ -28,7 +28,7 @@ import aiomqtt
 from sessionconsole.drivers.base import DriverLifecycle
 from sessionconsole.drivers.errors import DeviceUnreachable, WrongDevice
 from sessionconsole.drivers.mqtt_options import client_for
-from sessionconsole.drivers.tracking import CommandRecord, CommandTracker, Confirm
+from sessionconsole.drivers.tracking import CommandRecord, CommandTracker, Confirm, SetpointWatch
 from sessionconsole.model.combination import Cx3Reading
 from sessionconsole.model.mqtt_map import ConsoleOp, Electrode, GenericMqttProfile, Output
 from sessionconsole.model.settings import UltrasoundSettings
@@ -103,9 +103,7 @@ class GenericMqttDriver(DriverLifecycle):
         self._stop_wanted = True  # the first command once the unit is reached is a stop
         self._stop_ids: set[int] = set()  # stops published since the newest request_stop()
         self._sent_since_stop = True  # a command was published after the newest stop
-        self.setpoint_mismatches = 0
-        self._written: dict[str, float] = {}  # telemetry setpoint -> the value this console wrote
-        self._mismatch_seen: dict[str, float] = {}
+        self._setpoints = SetpointWatch(tolerance=SETPOINT_TOLERANCE)
         self._stop_sent_mono_s: float | None = None  # None: publish one now
         self._stop_requested_mono_s = clock()
         self._hold_stop_for_reading = False  # connect_and_stop reads the state first
@@ -533,21 +531,26 @@ class GenericMqttDriver(DriverLifecycle):
 
     def _rebooted(self, how: str) -> None:
         self.boot_changes += 1
-        self._written.clear()  # back at boot values, which this console did not write
+        self._setpoints.forget()  # back at boot values, which this console did not write
         self._drop_pending()
         self._came_back()  # also when no offline status came between: the watchdog is lost
         self._report(
             f"{self.device_id}: {self.profile.serial} rebooted ({how}): its configuration is lost"
         )
 
+    @property
+    def setpoint_mismatches(self) -> int:
+        """Setpoints found held that this console did not write (each value counted once)."""
+        return self._setpoints.mismatches
+
     def _remember_written(self, op: str, args: dict[str, object]) -> None:
         """The setpoints the unit accepted from this console (compared with telemetry)."""
         intensity = args.get("intensity_w_cm2") if op in ("configure_us", "set_intensity") else None
         if isinstance(intensity, int | float):
-            self._written["intensity_w_cm2"] = float(intensity)
+            self._setpoints.wrote("intensity_w_cm2", float(intensity))
         amplitude = args.get("amplitude_ma") if op == "set_amplitude" else None
         if isinstance(amplitude, int | float):
-            self._written["amplitude_ma"] = float(amplitude)
+            self._setpoints.wrote("amplitude_ma", float(amplitude))
 
     def _compare_setpoints(self, reading: Cx3Reading) -> None:
         """Report, once per value, a setpoint the unit holds that this console did not write."""
@@ -555,17 +558,11 @@ class GenericMqttDriver(DriverLifecycle):
             "intensity_w_cm2": reading.ultrasound.intensity_setpoint_w_cm2,
             "amplitude_ma": reading.stimulation.amplitude_setpoint_ma,
         }
-        for key, wrote in self._written.items():
-            value = held[key]
-            if abs(value - wrote) <= SETPOINT_TOLERANCE:
-                self._mismatch_seen.pop(key, None)
-            elif self._mismatch_seen.get(key) != value:
-                self._mismatch_seen[key] = value
-                self.setpoint_mismatches += 1
-                self._report(
-                    f"{self.device_id}: {self.profile.serial} holds {key} {value:g}, "
-                    f"but the console wrote {wrote:g}"
-                )
+        for key, value, wrote in self._setpoints.check(held):
+            self._report(
+                f"{self.device_id}: {self.profile.serial} holds {key} {value:g}, "
+                f"but the console wrote {wrote:g}"
+            )
 
     def _came_back(self) -> None:
         """The unit is (again) online: set its watchdog, and resend a pending stop now."""

@@ -134,3 +134,38 @@ class CommandTracker:
         for record in self.records.values():
             if record.open:
                 record.state = "lost"
+
+
+class SetpointWatch:
+    """Setpoints this console wrote, against what readings show: each difference counts once.
+
+    `wrote` on an acknowledgement, `check` with every reading (it returns the differences
+    new since the last check), `forget` at a device reboot (boot values were not written).
+    """
+
+    def __init__(self, tolerance: float) -> None:
+        self.tolerance = tolerance
+        self.written: dict[str, float] = {}
+        self.mismatches = 0
+        self._seen: dict[str, float] = {}
+
+    def wrote(self, key: str, value: float) -> None:
+        """The device took this setpoint from the console."""
+        self.written[key] = value
+
+    def forget(self) -> None:
+        """The device rebooted: nothing it holds was written by this console."""
+        self.written.clear()
+
+    def check(self, held: dict[str, float]) -> list[tuple[str, float, float]]:
+        """(key, held, wrote) for each setpoint newly found different from what was written."""
+        new = []
+        for key, wrote in self.written.items():
+            value = held[key]
+            if abs(value - wrote) <= self.tolerance:
+                self._seen.pop(key, None)
+            elif self._seen.get(key) != value:
+                self._seen[key] = value
+                self.mismatches += 1
+                new.append((key, value, wrote))
+        return new
