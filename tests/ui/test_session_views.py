@@ -24,12 +24,14 @@ from sessionconsole.model.stimulation import ChannelSetup
 from sessionconsole.ui.alarm_views import AlarmEscalationScreen, AlarmListScreen
 from sessionconsole.ui.app import SessionConsoleApp
 from sessionconsole.ui.messages import Say, SendCommand
+from sessionconsole.ui.settings_form import SettingsForm
 from tests.ui.fixed_snapshots import (
     COUPLING_ALARM,
     OLD_ALARM,
     FakeClock,
     feed,
     offline_app,
+    outputs,
     snapshot,
 )
 
@@ -104,6 +106,23 @@ async def test_the_form_targets_the_selected_output_with_its_own_settings() -> N
         assert start == StartCommand(device="es2.ch1", attended=True)
         [refusal] = {m.text for m in posted if isinstance(m, Say) and m.alert}
         assert refusal.startswith("Settings not sent: waveform.freq_hz") and "250" in refusal
+
+
+def test_outputs_that_arrive_before_the_form_is_mounted_wait_for_the_next_refresh() -> None:
+    """A first snapshot can beat the Select's overlay under load: no crash, offered later."""
+    form = SettingsForm()
+    form.set_outputs(outputs(1.0))  # the Select has no overlay yet
+    assert form.selected is None
+
+
+async def test_the_outputs_are_offered_once_the_form_is_mounted() -> None:
+    clock = FakeClock()
+    app = offline_app(clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.session_screen.form
+        form.set_outputs(outputs(1.0))
+        await pilot.pause()
+        assert form.selected == "us1"
 
 
 async def test_pain_score_and_note_from_the_log_tab() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import Button, Checkbox, Input, Label, Select
 
 from sessionconsole.api.messages import (
@@ -87,9 +88,14 @@ class SettingsForm(VerticalScroll):
         modality: dict[str, str] = {o.device: o.modality for o in outputs}
         if modality == self._modality:
             return
-        self._modality = modality
         current = self.target.value
-        self.target.set_options([(f"{d} ({m})", d) for d, m in modality.items()])
+        try:
+            self.target.set_options([(f"{d} ({m})", d) for d, m in modality.items()])
+        except NoMatches:
+            # The Select has not mounted its option overlay yet (the first snapshot can beat
+            # it under load): leave the list as it was and offer it on the next refresh.
+            return
+        self._modality = modality
         chosen = current if isinstance(current, str) and current in modality else None
         if chosen is None and modality:
             chosen = next(iter(modality))
