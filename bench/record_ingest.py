@@ -1,28 +1,34 @@
-"""Sample ingest through the real Recorder: flat-out rate, and CPU share at the controller's rate.
+"""Sample ingest through the real Recorder: sustained rate, and CPU share at the controller's rate.
 
-One reading = every key of one device at one instant, handed over with
-`Recorder.add_sample(session_id, device, mono_ns, values)`, the call the controller's
-`_sample` makes on its 100 Hz loop. Three devices with ten keys each (a US-1 shaped mix of
-floats, an int counter, a bool and two texts, one of them None) are cycled from a pool of
-precomputed readings, so building the dicts is not timed and no chunk repeats itself.
+One reading = every key of one device at one instant. The controller's tick adds each new
+reading to a `SampleBatch` and hands the batch over with `Recorder.add_batch` every flush
+interval (250 ms), which calls `add_samples` once per device (the values as columns) and has
+them written at once. Three devices with ten keys each (a US-1 shaped mix of floats, an int
+counter, a bool and two texts, one of them None) are cycled from a pool of precomputed
+readings, so building the values is not timed and no chunk repeats itself.
 
 Modes (each prints JSON lines):
 
     .venv/bin/python bench/record_ingest.py ingest --seconds 5 --runs 3
+    .venv/bin/python bench/record_ingest.py ingest --gather --seconds 5 --runs 3
     .venv/bin/python bench/record_ingest.py cpu --hz 100 --seconds 20
 
-`ingest`: add_sample flat out for N seconds, then close() (everything written and synced),
-and report readings kept per second (from the first call to the end of close), readings
-counted in gap entries, samples entries written, database bytes per reading, and the time
-`SessionStore.verify` takes on the result.
+`ingest`: hand-overs of BLOCK readings per device as fast as the writer keeps up (at most
+IN_FLIGHT hand-overs waiting to be written; the producer then waits for the oldest, so nothing
+is lost to the backlog bound) for N seconds, then close() (everything written and synced).
+Reports readings kept per second (from the first call to the end of close), readings counted
+in gap entries (0 when sustained), samples entries written, database bytes per reading, and
+the time `SessionStore.verify` takes on the result. Each hand-over is what `add_batch` does
+(add_samples per device, then flush); `--gather` adds every reading to a SampleBatch one by
+one first and hands it over with `add_batch`, the whole controller-side path.
 
-`cpu`: a 100 Hz (or --hz) loop that sleeps to each tick's deadline and hands the three
-devices' readings over, for N seconds. The recorder's CPU is its writer thread's CPU time
-(`time.pthread_getcpuclockid` on the thread named `record-writer`, read from this thread)
-plus the time spent inside `add_sample` on the loop (perf_counter around each call; it never
-blocks, so that is CPU). Share = that sum / wall time, in % of one core. For comparison the
-whole process's CPU (`time.process_time`) and the same loop with no recorder calls (baseline)
-are printed too.
+`cpu`: a 100 Hz (or --hz) loop that sleeps to each tick's deadline, adds the three devices'
+readings to a SampleBatch and hands it over every 250 ms, for N seconds. The recorder's CPU
+is its writer thread's CPU time (`time.pthread_getcpuclockid` on the thread named
+`record-writer`, read from this thread) plus the time spent on the loop gathering and handing
+over (perf_counter around it; it never blocks, so that is CPU). Share = that sum / wall time,
+in % of one core. For comparison the whole process's CPU (`time.process_time`) and the same
+loop with no recorder work (baseline) are printed too.
 """
 
 from __future__ import annotations
@@ -37,16 +43,26 @@ import statistics
 import tempfile
 import threading
 import time
+from collections import deque
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from sessionconsole.record.recorder import GAP_KIND, SAMPLES_KIND, Recorder
+from sessionconsole.record.recorder import (
+    DEFAULT_FLUSH_INTERVAL_S,
+    GAP_KIND,
+    SAMPLES_KIND,
+    Recorder,
+)
+from sessionconsole.record.sample_columns import SampleBatch
 from sessionconsole.record.signing import RecordKey
 from sessionconsole.record.store import SessionStore, utc_wall_now
 
 DEVICES = ("us1", "es2.ch1", "cx3.us")
 POOL = 16384  # readings per device; at least one samples entry's worth, so no chunk repeats
 PERIOD_NS = 10_000_000  # the timestamps say 100 Hz whatever the real rate
+BLOCK = 4096  # readings per device per hand-over, flat out (the controller: 25 at 100 Hz)
+IN_FLIGHT = 2  # hand-overs queued for the writer before the producer waits for the oldest
 
 
 def reading(i: int, phase: float, rng: random.Random) -> dict[str, Any]:
@@ -98,36 +114,61 @@ def count(db: Path, key: RecordKey, sid: str) -> tuple[int, int, int]:
     return entries, kept, lost
 
 
-def ingest_once(work: Path, seconds: float, key: RecordKey) -> dict[str, Any]:
-    """add_sample flat out for `seconds`, close, then count, size and verify the result."""
+def pool_columns(data: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, list[Any]]]:
+    """Each device's pool as columns (as SampleColumns holds them)."""
+    return {d: {k: [r[k] for r in rows] for k in rows[0]} for d, rows in data.items()}
+
+
+def ingest_once(work: Path, seconds: float, key: RecordKey, gather: bool) -> dict[str, Any]:
+    """Hand readings over flat out for `seconds`, close, then count, size and verify the result.
+
+    Without gather, each hand-over is what `Recorder.add_batch` does with the controller's
+    batch: `add_samples` for each device with BLOCK readings as columns, then `flush`. With
+    gather, every reading is first added one by one to a SampleBatch, as the controller's
+    loop does, and the batch is handed over with `add_batch` whenever it holds BLOCK readings
+    per device: the whole controller-side path.
+    """
     db = work / f"ingest-{secrets.token_hex(4)}.db"
     data = pools()
-    rows = [(d, data[d]) for d in DEVICES]
+    columns = pool_columns(data)
     recorder, sid = open_recorder(db, key)
     writer = next(t for t in threading.enumerate() if t.name == "record-writer")
     writer0 = thread_cpu_s(writer)
-    add = recorder.add_sample
     t_ns = time.monotonic_ns()
-    i = 0
+    handed = 0
+    rounds = 0
     start = time.perf_counter()
     loop_cpu_s = time.thread_time()
     deadline = start + seconds
-    while True:
-        for _ in range(256):
-            t_ns += PERIOD_NS
-            j = i % POOL
-            for device, pool in rows:
-                add(sid, device, t_ns, pool[j])
-            i += 1
-        if time.perf_counter() >= deadline:
-            break
+    batch = SampleBatch()
+    in_flight: deque[Future[None]] = deque()
+    while time.perf_counter() < deadline:
+        # Blocks start at a different place of the pool each round, so no chunk repeats.
+        offset = (rounds * 1237) % (POOL - BLOCK)
+        if gather:
+            for j in range(offset, offset + BLOCK):
+                t_ns += PERIOD_NS
+                for device in DEVICES:
+                    batch.add(device, t_ns, data[device][j])
+            written = recorder.add_batch(sid, batch)
+        else:
+            times = list(range(t_ns + PERIOD_NS, t_ns + (BLOCK + 1) * PERIOD_NS, PERIOD_NS))
+            t_ns = times[-1]
+            for device in DEVICES:
+                block = {k: c[offset : offset + BLOCK] for k, c in columns[device].items()}
+                recorder.add_samples(sid, device, times, block)
+            written = recorder.flush()
+        handed += BLOCK * len(DEVICES)
+        rounds += 1
+        in_flight.append(written)
+        if len(in_flight) > IN_FLIGHT:  # sustained: as fast as the writer keeps up, no faster
+            in_flight.popleft().result(timeout=120)
     handed_s = time.perf_counter() - start
-    loop_cpu_s = time.thread_time() - loop_cpu_s  # the add_sample calls (and the loop)
+    loop_cpu_s = time.thread_time() - loop_cpu_s  # the hand-overs (and the loop)
     recorder.flush().result(timeout=120)  # everything written; close() then only stops
     writer_s = thread_cpu_s(writer) - writer0
     recorder.close()
     elapsed_s = time.perf_counter() - start
-    handed = i * len(DEVICES)
     entries, kept, lost = count(db, key, sid)
     with SessionStore(db, create=False, key=key) as store:
         t0 = time.perf_counter()
@@ -138,12 +179,13 @@ def ingest_once(work: Path, seconds: float, key: RecordKey) -> dict[str, Any]:
         p.unlink()
     return {
         "bench": "record_ingest",
-        "mode": "ingest",
+        "mode": "ingest --gather" if gather else "ingest",
         "seconds": seconds,
+        "readings_per_hand_over": BLOCK * len(DEVICES),
         "readings_handed": handed,
         "readings_kept": kept,
         "readings_in_gaps": lost,
-        "add_sample_per_s": round(handed / handed_s),
+        "handed_per_s": round(handed / handed_s),
         "readings_per_s": round(kept / elapsed_s),
         "close_s": round(elapsed_s - handed_s, 3),
         "loop_cpu_us_per_reading": round(1e6 * loop_cpu_s / handed, 3),
@@ -183,13 +225,18 @@ def cpu_share(work: Path, seconds: float, hz: int, key: RecordKey) -> dict[str, 
     writer = next(t for t in threading.enumerate() if t.name == "record-writer")
     in_add = 0.0
 
-    def tick(i: int) -> None:
+    batch = SampleBatch()
+    every = max(1, round(hz * DEFAULT_FLUSH_INTERVAL_S))
+
+    def tick(i: int) -> None:  # what the controller's tick does with new readings
         nonlocal in_add
         t_ns = time.monotonic_ns()
         j = i % POOL
         t0 = time.perf_counter()
         for device in DEVICES:
-            recorder.add_sample(sid, device, t_ns, data[device][j])
+            batch.add(device, t_ns, data[device][j])
+        if i % every == every - 1:
+            recorder.add_batch(sid, batch)
         in_add += time.perf_counter() - t0
 
     writer0 = thread_cpu_s(writer)
@@ -211,9 +258,9 @@ def cpu_share(work: Path, seconds: float, hz: int, key: RecordKey) -> dict[str, 
         "samples_entries": entries,
         "bytes_per_reading": round(db_bytes / max(kept, 1), 1),
         "writer_thread_pct": round(100 * writer_s / wall, 3),
-        "add_sample_pct": round(100 * in_add / wall, 3),
+        "on_loop_pct": round(100 * in_add / wall, 3),
         "recorder_pct": round(100 * (writer_s + in_add) / wall, 3),
-        "add_sample_us_per_reading": round(1e6 * in_add / max(kept, 1), 2),
+        "on_loop_us_per_reading": round(1e6 * in_add / max(kept, 1), 2),
         "process_pct": round(100 * cpu / wall, 2),
         "baseline_loop_pct": round(100 * base_cpu / base_wall, 2),
     }
@@ -226,6 +273,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="5 (ingest) or 20 (cpu)")
     parser.add_argument("--hz", type=int, default=100, help="cpu mode: ticks per second")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--gather",
+        action="store_true",
+        help="ingest mode: add each reading to a SampleBatch first, as the controller's loop does",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # gaps are counted in the output, not logged
     key = RecordKey(secrets.token_bytes(32))
@@ -233,7 +285,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="record-ingest-") as tmp:
         for _ in range(args.runs):
             if args.mode == "ingest":
-                result = ingest_once(Path(tmp), args.seconds or 5.0, key)
+                result = ingest_once(Path(tmp), args.seconds or 5.0, key, args.gather)
             else:
                 result = cpu_share(Path(tmp), args.seconds or 20.0, args.hz, key)
             print(json.dumps(result), flush=True)
@@ -247,7 +299,8 @@ def main() -> None:
         medians = {k: round(statistics.median(r[k] for r in results), 3) for k in numeric}
         if "verify_ok" in results[0]:
             medians["verify_ok"] = all(r["verify_ok"] for r in results)
-        header = {"bench": "record_ingest", "mode": args.mode, "median_of": args.runs}
+        mode = results[0]["mode"]
+        header = {"bench": "record_ingest", "mode": mode, "median_of": args.runs}
         print(json.dumps({**header, **medians}))
 
 

@@ -56,7 +56,8 @@ from sessionconsole.model.stimulation import ChannelSetup
 from sessionconsole.model.telemetry import OutputReading, UltrasoundReading
 from sessionconsole.model.validation import AnyProfile
 from sessionconsole.model.vocabulary import Vocabulary
-from sessionconsole.record.recorder import Recorder
+from sessionconsole.record.recorder import DEFAULT_FLUSH_INTERVAL_S, Recorder
+from sessionconsole.record.sample_columns import SampleBatch
 from sessionconsole.record.signing import RecordKey
 from sessionconsole.safety import kernel
 from sessionconsole.safety import types as k
@@ -129,6 +130,8 @@ class Controller:
         self._awaiting: dict[int, _Pending] = {}
         self._next_rid = 1
         self._last_sample: dict[str, float] = {}
+        self._samples = SampleBatch()  # new readings, handed to the recorder in bulk
+        self._samples_handed_at = 0.0
         self._techniques: dict[tuple[str, str, str], TechniqueSnapshot] = {}
         self._snapshot_seq = 0
         self._loop_stats = LoopStats(
@@ -226,6 +229,7 @@ class Controller:
                 },
             )
             summary = {"alarms": len(self.state.alarms), "stops_not_taken": not_taken}
+            self._hand_over_samples()
             self.recorder.end_session(
                 self.session_id, exit_status, reason, summary, self._stamp(), wall_now()
             )
@@ -372,6 +376,8 @@ class Controller:
         self._dispatch(actions)
         self._record_output_edges(readings)
         self._sample(readings)
+        if now - self._samples_handed_at >= DEFAULT_FLUSH_INTERVAL_S:
+            self._hand_over_samples(now)
         ticks = self.ticker.stats.ticks
         if ticks % STATS_EVERY_TICKS == 0:
             s = self.ticker.stats.summary()
@@ -449,6 +455,7 @@ class Controller:
         return int(self.clock() * 1e9)
 
     def _record(self, kind: str, payload: dict[str, Any]) -> Future[Any]:
+        self._hand_over_samples()
         return self.recorder.submit(self.session_id, kind, payload, self._stamp(), wall_now())
 
     def _record_later(self, kind: str, payload: dict[str, Any]) -> None:
@@ -527,9 +534,17 @@ class Controller:
             if r is None or self._last_sample.get(name) == r.received_mono_s:
                 continue
             self._last_sample[name] = r.received_mono_s
-            self.recorder.add_sample(
-                self.session_id, name, int(r.received_mono_s * 1e9), reading_values(r)
-            )
+            self._samples.add(name, int(r.received_mono_s * 1e9), reading_values(r))
+
+    def _hand_over_samples(self, now: float | None = None) -> None:
+        """Give the recorder the readings gathered since the last hand-over, to be written now:
+        every flush interval and before every durable entry (so the record keeps the order
+        things happened in)."""
+        self._samples_handed_at = self.clock() if now is None else now
+        if not self.session_id:
+            self._samples.take()
+        elif self._samples.count:
+            self.recorder.add_batch(self.session_id, self._samples)
 
     # ---- snapshot ----
 

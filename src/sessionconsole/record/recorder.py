@@ -18,10 +18,9 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from operator import itemgetter
 from os import PathLike
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -29,6 +28,7 @@ from typing import Any, Final, TypeVar
 from sessionconsole.model.paths import record_key_path
 from sessionconsole.record.chain import JsonDict, canonical_json, check_json
 from sessionconsole.record.chunks import encode_chunk
+from sessionconsole.record.sample_columns import SampleBatch, SampleColumns
 from sessionconsole.record.signing import RecordKey, load_or_create_key
 from sessionconsole.record.store import (
     Entry,
@@ -55,10 +55,9 @@ MAX_SAMPLES_PER_ENTRY: Final = 16384
 # Buffered samples (all devices) that make the loop hand the batch over before the timer does,
 # so a flood is written in steady chunks instead of piling up for 250 ms.
 HANDOVER_SAMPLES: Final = 3 * MAX_SAMPLES_PER_ENTRY
-# Known-good device ids and keys kept to skip re-checking their text on every sample.
-_MAX_KNOWN_NAMES: Final = 4096
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
+_SCALAR_TYPES: Final = frozenset({type(None), bool, int, float, str})
 
 T = TypeVar("T")
 Scalar = None | bool | int | float | str
@@ -68,30 +67,6 @@ _GapKey = tuple[str, str, str]  # session_id, device_id, reason
 
 class RecorderClosedError(RuntimeError):
     """The recorder was closed; nothing more can be recorded through it."""
-
-
-@dataclass(slots=True)
-class _Rows:
-    """One device's buffered samples in one session, as handed over, in arrival order.
-
-    The caller's loop only appends (a copy of) each reading; turning rows into columns and
-    packing them is the writer thread's work, done in bulk (see _columns_of).
-    """
-
-    t_mono_ns: list[int] = field(default_factory=list)
-    values: list[dict[str, Scalar]] = field(default_factory=list)
-
-
-def _columns_of(rows: list[dict[str, Scalar]]) -> dict[str, list[Scalar]]:
-    """Rows as columns; a key missing from some rows is None there (keys in first-seen order)."""
-    first = rows[0]
-    if len(set(map(len, rows))) == 1:
-        try:  # the usual case, every row with the same keys: one C-level pass per key
-            return {key: list(map(itemgetter(key), rows)) for key in first}
-        except KeyError:
-            pass
-    keys = dict.fromkeys(key for row in rows for key in row)
-    return {key: [row.get(key) for row in rows] for key in keys}
 
 
 @dataclass(slots=True)
@@ -122,13 +97,14 @@ def _merge_gap(gaps: dict[_GapKey, _Gap], key: _GapKey, gap: _Gap) -> None:
 class _Batch:
     """Samples (and backlog losses) collected since the last hand-over to the writer."""
 
-    rows: dict[tuple[str, str], _Rows] = field(default_factory=dict)
+    rows: dict[tuple[str, str], SampleColumns] = field(default_factory=dict)
     gaps: dict[_GapKey, _Gap] = field(default_factory=dict)
     count: int = 0
 
-    def lose(self, session_id: str, device_id: str, mono_ns: int, reason: str) -> None:
-        """Count one sample that is not kept."""
-        _merge_gap(self.gaps, (session_id, device_id, reason), _Gap(mono_ns, mono_ns, 1))
+    def lose(self, session_id: str, device_id: str, times: Sequence[int], reason: str) -> None:
+        """Count samples (at these times) that are not kept."""
+        gap = _Gap(min(times), max(times), len(times))
+        _merge_gap(self.gaps, (session_id, device_id, reason), gap)
 
     def __bool__(self) -> bool:
         """True when there is anything to write."""
@@ -146,7 +122,7 @@ class _Job:
     stop: bool = False
 
 
-def _devices_of(batch: _Batch | None, session_id: str) -> list[tuple[str, _Rows]]:
+def _devices_of(batch: _Batch | None, session_id: str) -> list[tuple[str, SampleColumns]]:
     """The (device, rows) pairs of one session in a batch."""
     if batch is None:
         return []
@@ -162,35 +138,47 @@ def _check_text(text: str, what: str) -> None:
             raise ValueError(f"{what} {text!r} holds a lone surrogate") from exc
 
 
-def _check_sample(device_id: object, mono_ns: object, values: object) -> None:
-    """Refuse a sample the record could not store exactly (cheap: runs on the 100 Hz loop)."""
+def _check_columns(device_id: object, times: Sequence[Any], columns: object) -> None:
+    """Refuse readings the record could not store exactly; whole columns at a time, in C loops.
+
+    The messages name the device, the key and the first offending value.
+    """
     if not isinstance(device_id, str) or not device_id:
         raise ValueError(f"device_id must be a non-empty str, got {device_id!r}")
     _check_text(device_id, "device_id")
-    if type(mono_ns) is not int or not _INT64_MIN <= mono_ns <= _INT64_MAX:
-        raise ValueError(f"mono_ns must be 64-bit int nanoseconds, got {mono_ns!r}")
-    if not isinstance(values, Mapping):
-        raise ValueError(f"{device_id} sample values must be a dict, got {type(values).__name__}")
-    for key, value in values.items():
+    if times and (
+        set(map(type, times)) != {int} or min(times) < _INT64_MIN or max(times) > _INT64_MAX
+    ):
+        bad = next(t for t in times if type(t) is not int or not _INT64_MIN <= t <= _INT64_MAX)
+        raise ValueError(f"mono_ns must be 64-bit int nanoseconds, got {bad!r}")
+    if not isinstance(columns, Mapping):
+        raise ValueError(f"{device_id} sample values must be a dict, got {type(columns).__name__}")
+    for key, column in columns.items():
         if not isinstance(key, str):
             raise ValueError(f"{device_id} sample key {key!r} is not a str")
         _check_text(key, f"{device_id} sample key")
-        _check_value(device_id, key, value)
+        if len(column) != len(times):
+            size = len(column)
+            raise ValueError(f"{device_id} column {key!r} has {size} values for {len(times)}")
+        _check_column(device_id, key, column)
 
 
-def _plain_values(values: dict[str, Scalar]) -> bool:
-    """True when every value is exactly None, bool, int, finite float or ASCII str (fast)."""
-    for value in values.values():
-        kind = type(value)
-        if kind is float:
-            if value - value != 0.0:  # type: ignore[operator]  # NaN or infinite
-                return False
-        elif kind is str:
-            if not value.isascii():  # type: ignore[union-attr]
-                return False
-        elif kind is not bool and kind is not int and value is not None:
-            return False
-    return True
+def _check_column(device_id: str, key: str, column: Sequence[object]) -> None:
+    """Refuse a column holding anything but finite JSON scalars (fast when it holds none)."""
+    types = set(map(type, column))
+    if not types <= _SCALAR_TYPES:
+        for value in column:
+            _check_value(device_id, key, value)
+    if float in types:
+        floats = column if len(types) == 1 else [v for v in column if type(v) is float]
+        if not math.isfinite(sum(floats)):  # type: ignore[arg-type]  # NaN, ±inf, or overflow
+            for value in floats:
+                _check_value(device_id, key, value)
+    if str in types:
+        texts = column if len(types) == 1 else [v for v in column if type(v) is str]
+        if not all(map(str.isascii, texts)):  # type: ignore[arg-type]
+            for text in dict.fromkeys(texts):
+                _check_text(text, f"{device_id} sample {key}")  # type: ignore[arg-type]
 
 
 def _check_value(device_id: str, key: str, value: object) -> None:
@@ -250,7 +238,6 @@ class Recorder:
         self._pending = 0  # samples accepted but not yet written or counted as lost
         self._closed = False
         self._ended: set[str] = set()
-        self._known_names: set[str] = set()  # device ids and keys already checked
         self._gaps: dict[_GapKey, _Gap] = {}  # writer thread only
         self._anchors: dict[str, tuple[int, str]] = {}  # writer thread only
         ready: Future[None] = Future()
@@ -313,47 +300,75 @@ class Recorder:
     def add_sample(
         self, session_id: str, device_id: str, mono_ns: int, values: Mapping[str, Scalar]
     ) -> None:
-        """Buffer one telemetry sample (scalars only); past the backlog bound it becomes a gap.
+        """Buffer one reading (scalars only): add_samples with one reading."""
+        if not isinstance(values, Mapping):
+            kind = type(values).__name__
+            raise ValueError(f"{device_id} sample values must be a dict, got {kind}")
+        self.add_samples(session_id, device_id, [mono_ns], {k: [v] for k, v in values.items()})
 
-        This runs on the controller's loop for every reading, so the usual case (known device
-        and keys, plain values) is checked with as little Python work as possible; anything
-        else takes the full check, which raises with the reason.
+    def add_samples(
+        self,
+        session_id: str,
+        device_id: str,
+        times: Sequence[int],
+        columns: Mapping[str, Sequence[Scalar]],
+    ) -> None:
+        """Buffer many readings of one device given as columns (each as long as times).
+
+        Every value is checked here, a column at a time; a bad one raises ValueError naming it,
+        and nothing of the call is kept. The values are copied, so the caller may reuse its
+        lists. Readings past the backlog bound are counted in a gap entry instead.
         """
-        known = self._known_names
-        if (
-            type(mono_ns) is int
-            and _INT64_MIN <= mono_ns <= _INT64_MAX
-            and type(values) is dict
-            and device_id in known
-            and known.issuperset(values)
-            and _plain_values(values)
-        ):
-            copy = values.copy()
-        else:
-            _check_sample(device_id, mono_ns, values)
-            copy = dict(values)
-            if len(known) > _MAX_KNOWN_NAMES:
-                known.clear()
-            known.add(device_id)
-            known.update(copy)
+        _check_columns(device_id, times, columns)
+        count = len(times)
+        if not count:
+            return
         with self._lock:
             if self._closed:
                 self._require_open()
             if session_id in self._ended:
                 raise SessionEndedError(f"session {session_id} has ended; sample refused")
-            if self._pending >= self._max_pending:
-                self._batch.lose(session_id, device_id, mono_ns, self._backlog_reason)
-                return
-            self._pending += 1
             batch = self._batch
-            rows = batch.rows.get((session_id, device_id))
-            if rows is None:
-                rows = batch.rows[session_id, device_id] = _Rows()
-            rows.t_mono_ns.append(mono_ns)
-            rows.values.append(copy)
-            batch.count += 1
+            keep = max(0, min(count, self._max_pending - self._pending))
+            if keep < count:
+                batch.lose(session_id, device_id, times[keep:], self._backlog_reason)
+                if not keep:
+                    return
+                times = times[:keep]
+                columns = {key: column[:keep] for key, column in columns.items()}
+            self._pending += keep
+            buffer = batch.rows.get((session_id, device_id))
+            if buffer is None:
+                buffer = batch.rows[session_id, device_id] = SampleColumns()
+            buffer.extend(times, columns)
+            batch.count += keep
             if batch.count >= HANDOVER_SAMPLES:
                 self._queue.put(_Job(self._take_batch()))
+
+    def add_batch(self, session_id: str, batch: SampleBatch) -> Future[None]:
+        """Take every device's readings gathered in batch (emptying it) and write them now;
+        the future resolves once they are written (or counted in a gap).
+
+        A device whose readings include one the record cannot hold (a NaN from a unit, say)
+        has that hand-over kept as a gap entry naming the reason; the other devices are kept.
+        """
+        for device_id, readings in batch.take().items():
+            try:
+                self.add_samples(session_id, device_id, readings.times, readings.columns)
+            except ValueError as exc:
+                log.error("record: readings of %s not recordable: %s", device_id, exc)
+                reason = f"readings not recordable: {exc}"
+                self.add_gap(session_id, device_id, readings.times, reason)
+        return self.flush()
+
+    def add_gap(self, session_id: str, device_id: str, times: Sequence[int], reason: str) -> None:
+        """Record that readings at these times were taken but could not be kept (a gap entry)."""
+        if not times:
+            return
+        _check_text(reason, "gap reason")
+        with self._lock:
+            self._require_open()
+            self._batch.lose(session_id, device_id, times, reason)
 
     def close(self, timeout: float | None = None) -> None:
         """Flush what is buffered, finish queued work, stop the writer thread and join it."""
@@ -486,7 +501,7 @@ class Recorder:
 
     def _write_session(self, store: SessionStore, session_id: str, batch: _Batch | None) -> None:
         """Append one session's pending gap and new samples entries in one transaction."""
-        devices: list[tuple[str, _Rows]] = []
+        devices: list[tuple[str, SampleColumns]] = []
         samples_drafts: list[EntryDraft] = []
         for device, rows in _devices_of(batch, session_id):
             try:
@@ -494,7 +509,7 @@ class Recorder:
             except Exception as exc:  # a bug in packing: keep the loss on record, write the rest
                 log.exception("record: samples of %s could not be packed", device)
                 reason = f"samples could not be packed: {type(exc).__name__}: {exc}"
-                gap = _Gap(rows.t_mono_ns[0], rows.t_mono_ns[-1], len(rows.t_mono_ns))
+                gap = _Gap(min(rows.times), max(rows.times), len(rows))
                 _merge_gap(self._gaps, (session_id, device, reason), gap)
             else:
                 devices.append((device, rows))
@@ -514,14 +529,14 @@ class Recorder:
             del self._gaps[key]
 
     def _keep_as_gaps(
-        self, session_id: str, exc: Exception, devices: list[tuple[str, _Rows]]
+        self, session_id: str, exc: Exception, devices: list[tuple[str, SampleColumns]]
     ) -> None:
         """Count samples that failed to write into gaps, to be recorded once writing works."""
         reason = f"write failed: {type(exc).__name__}: {exc}"
         for device, cols in devices:
-            gap = _Gap(cols.t_mono_ns[0], cols.t_mono_ns[-1], len(cols.t_mono_ns))
+            gap = _Gap(min(cols.times), max(cols.times), len(cols))
             _merge_gap(self._gaps, (session_id, device, reason), gap)
-        lost = sum(len(cols.t_mono_ns) for _, cols in devices)
+        lost = sum(len(cols) for _, cols in devices)
         if lost:
             log.error("record: %d samples of session %s not written: %s", lost, session_id, reason)
         else:
@@ -544,11 +559,11 @@ class Recorder:
         session_id: str,
         exc: Exception,
         gap_keys: list[_GapKey],
-        devices: list[tuple[str, _Rows]],
+        devices: list[tuple[str, SampleColumns]],
     ) -> None:
         """Say loudly which samples the record cannot hold at all (e.g. session unknown/ended)."""
         lost = sum(self._gaps[key].samples_lost for key in gap_keys)
-        lost += sum(len(cols.t_mono_ns) for _, cols in devices)
+        lost += sum(len(cols) for _, cols in devices)
         log.error("record: %d samples of session %s cannot be recorded: %s", lost, session_id, exc)
 
     def _gap_draft(self, key: _GapKey, gap: _Gap) -> EntryDraft:
@@ -564,13 +579,13 @@ class Recorder:
         wall = self._wall_at(session_id, gap.from_mono_ns)
         return EntryDraft(session_id, GAP_KIND, payload, gap.from_mono_ns, wall)
 
-    def _samples_drafts(self, session_id: str, device_id: str, rows: _Rows) -> list[EntryDraft]:
-        """The samples entries (compact chunks) for one device's buffered rows."""
+    def _samples_drafts(
+        self, session_id: str, device_id: str, rows: SampleColumns
+    ) -> list[EntryDraft]:
+        """The samples entries (compact chunks) for one device's buffered readings."""
         drafts = []
-        for start in range(0, len(rows.t_mono_ns), MAX_SAMPLES_PER_ENTRY):
-            stop = start + MAX_SAMPLES_PER_ENTRY
-            times = rows.t_mono_ns[start:stop]
-            columns = _columns_of(rows.values[start:stop])
+        for start in range(0, len(rows), MAX_SAMPLES_PER_ENTRY):
+            times, columns = rows.part(start, start + MAX_SAMPLES_PER_ENTRY)
             payload = encode_chunk(device_id, times, columns)
             wall = self._wall_at(session_id, times[0])
             drafts.append(EntryDraft(session_id, SAMPLES_KIND, payload, times[0], wall))
