@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
+from sessionconsole.model.session import check_pseudonym
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import ChannelSetup
 
@@ -112,6 +113,14 @@ class PainScoreCommand(_Msg):
     score: int = Field(ge=0, le=10)
 
 
+class PatientCommand(_Msg):
+    """Who the session is for: sets the pseudonym of a session opened without one, or confirms
+    the one it was opened for (a different one is refused: one session, one patient)."""
+
+    type: Literal["patient"] = "patient"
+    pseudonym: Annotated[str, AfterValidator(check_pseudonym)]
+
+
 class NoteCommand(_Msg):
     """A free-text note for the session record."""
 
@@ -130,7 +139,8 @@ Command = Annotated[
     | ClearLockoutCommand
     | LogTechniqueCommand
     | PainScoreCommand
-    | NoteCommand,
+    | NoteCommand
+    | PatientCommand,
     Field(discriminator="type"),
 ]
 
@@ -247,6 +257,7 @@ class Snapshot(_Msg):
     wall: str
     session_id: str
     room: str
+    patient: str | None = None  # the session's patient pseudonym, once known
     devices: list[OutputSnapshot]
     alarms: list[AlarmSnapshot]
     techniques: list[TechniqueSnapshot]
