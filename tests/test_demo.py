@@ -83,7 +83,8 @@ def test_demo_in_a_terminal_shows_live_values_stops_on_f12_and_quits_clean(
             return all(s in screen for s in ("telemetry", "Ultrasound", "STOP ALL", "IDLE"))
 
         # The demo opens on the Start screen (pseudonym, plan, screening); Esc skips it.
-        assert wait_until(lambda: "Patient code" in capture(tmux), 15), capture(tmux)
+        # (Its pseudonym field is filled in from the controller, which replaces the hint.)
+        assert wait_until(lambda: "To session ^G" in capture(tmux), 15), capture(tmux)
         subprocess.run(["tmux", "send-keys", "-t", tmux, "Escape"], check=True)
         # The first frames may be partly drawn: wait for the whole session screen.
         assert wait_until(full_screen, 15), capture(tmux)
@@ -138,3 +139,42 @@ def test_the_demo_room_names_all_three_units_with_their_test_ports() -> None:
         helpers = stack.pids()
     assert sorted(p.kind for p in profiles.values()) == ["cx3", "es2", "us1"]
     assert wait_until(lambda: not any(alive(p) for p in helpers), 5), helpers
+
+
+def test_without_mosquitto_the_demo_runs_the_cx3_on_the_embedded_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 7 item 6: no mosquitto installed -> an MQTT broker in a child process, CX-3 live."""
+    import asyncio
+
+    import sessionconsole.demo as demo
+    from sessionconsole.api.client import ControllerClient
+    from sessionconsole.testing.embedded_broker import EmbeddedBroker
+    from sessionconsole.testing.mqtt import MosquittoNotInstalled
+
+    def not_installed() -> str:
+        raise MosquittoNotInstalled("mosquitto is not installed: apt-get install mosquitto")
+
+    monkeypatch.setattr(demo, "find_mosquitto", not_installed)
+
+    async def cx3_outputs_live(stack: demo.DemoStack) -> set[str]:
+        client = ControllerClient(str(stack.socket_path), operator="tester")
+        await client.connect()
+        try:
+            for _ in range(300):  # a liveness bound of 30 s, not a timing claim
+                snap = await client.wait_snapshot()
+                live = {d.device for d in snap.devices if d.connected}
+                if {"cx3.us", "cx3.stim"} <= live:
+                    return live
+                await asyncio.sleep(0.1)
+            return live
+        finally:
+            await client.close()
+
+    with demo.DemoStack() as stack:
+        assert isinstance(stack.broker, EmbeddedBroker) and "cx3" not in stack.left_out
+        assert stack.broker.proc is not None and stack.broker.proc.pid in stack.pids()
+        live = asyncio.run(cx3_outputs_live(stack))
+        helpers = stack.pids()
+    assert {"cx3.us", "cx3.stim"} <= live, live
+    assert wait_until(lambda: not any(alive(p) for p in helpers), 10), helpers

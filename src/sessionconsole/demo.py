@@ -1,7 +1,8 @@
 """`sessionconsole demo`: the three reference units, simulated, and a controller driving them.
 
-ES-2 on a pseudo-terminal, US-1 on Modbus TCP and CX-3 through a mosquitto broker (left out,
-with the reason in `DemoStack.left_out`, when mosquitto is not installed). Every helper is a
+ES-2 on a pseudo-terminal, US-1 on Modbus TCP and CX-3 through a mosquitto broker, or the
+embedded broker in a child process when mosquitto is not installed (left out, with the reason
+in `DemoStack.left_out`, only when neither starts). Every helper is a
 child process that gets SIGTERM when we die (PR_SET_PDEATHSIG); `DemoStack.close()` ends the
 controller first, so it stops outputs and ends the session, then the simulators and the broker.
 The TUI (`sessionconsole demo`) and headless scripted sessions (`session run --demo`) share it.
@@ -22,7 +23,13 @@ from typing import IO
 from sessionconsole.model.paths import config_dir
 from sessionconsole.model.room import read_toml
 from sessionconsole.testing import SimProcess, die_with_parent
-from sessionconsole.testing.mqtt import Mosquitto, MosquittoError, find_mosquitto
+from sessionconsole.testing.embedded_broker import EmbeddedBroker
+from sessionconsole.testing.mqtt import (
+    Mosquitto,
+    MosquittoError,
+    MosquittoNotInstalled,
+    find_mosquitto,
+)
 
 CONTROLLER_READY_S = 10.0
 DEMO_PATIENT = "DEMO-0001"  # a pseudonym, as every session record carries (never a name)
@@ -128,13 +135,21 @@ class DemoStack:
         return self
 
     def _start_broker(self) -> None:
-        """mosquitto for the CX-3, or the reason there is none."""
+        """mosquitto for the CX-3; without it the embedded broker; or the reason there is none."""
         try:
             find_mosquitto()
             self.broker = Mosquitto(die_with_parent=True).start()
+            return
+        except MosquittoNotInstalled:
+            pass
+        except MosquittoError as exc:
+            self.left_out["cx3"] = f"no MQTT broker: {exc}"
+            return
+        try:
+            self.broker = EmbeddedBroker(die_with_parent=True, start_timeout=15.0).start()
         except MosquittoError as exc:
             self.broker = None
-            self.left_out["cx3"] = f"no MQTT broker: {exc}"
+            self.left_out["cx3"] = f"no MQTT broker: mosquitto is not installed and {exc}"
 
     @staticmethod
     def _profile(unit: str) -> Path:

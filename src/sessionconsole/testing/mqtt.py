@@ -93,16 +93,26 @@ class Mosquitto:
             "log_type error\nlog_type warning\nlog_type notice\n"
         )
 
+    @property
+    def name(self) -> str:
+        """How errors and logs call this broker."""
+        return "mosquitto"
+
+    def _argv(self) -> list[str]:
+        """The broker's command line for self.port (writes its config file first)."""
+        binary = find_mosquitto()
+        self._write_config()
+        return [binary, "-c", str(self.config_path)]
+
     def start(self) -> Mosquitto:
         """Start the broker and wait until its port accepts; a busy free port is retried."""
-        binary = find_mosquitto()
         attempts = 3 if self.port == 0 else 1
         for attempt in range(attempts):
             port_given = self.port
             if port_given == 0:
                 self.port = free_port(self.host)
             try:
-                self._launch(binary)
+                self._launch()
                 return self
             except MosquittoError:
                 if attempt == attempts - 1:
@@ -110,13 +120,13 @@ class Mosquitto:
                 self.port = port_given
         return self
 
-    def _launch(self, binary: str) -> None:
-        """Run mosquitto once on self.port; raises MosquittoError with its log on failure."""
-        self._write_config()
+    def _launch(self) -> None:
+        """Run the broker once on self.port; raises MosquittoError with its log on failure."""
+        argv = self._argv()
         t0 = time.monotonic()
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [binary, "-c", str(self.config_path)],
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -125,7 +135,8 @@ class Mosquitto:
         deadline = t0 + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise MosquittoError(f"mosquitto exited with {self.proc.returncode}: {self.log()}")
+                code = self.proc.returncode
+                raise MosquittoError(f"{self.name} exited with {code}: {self.log()}")
             try:
                 socket.create_connection((self.host, self.port), timeout=0.2).close()
             except OSError:
@@ -134,7 +145,9 @@ class Mosquitto:
             self.startup_s = time.monotonic() - t0
             return
         self.kill()
-        raise MosquittoError(f"mosquitto not accepting within {self.start_timeout} s: {self.log()}")
+        raise MosquittoError(
+            f"{self.name} not accepting within {self.start_timeout} s: {self.log()}"
+        )
 
     def log(self) -> str:
         """The broker's log so far (errors, warnings, notices)."""
