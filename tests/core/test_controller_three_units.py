@@ -16,6 +16,7 @@ from sessionconsole.api.messages import (
     ConfigureCommand,
     NoteCommand,
     PainScoreCommand,
+    PatientCommand,
     StartCommand,
     StimulationSnapshot,
     StopAllCommand,
@@ -246,6 +247,9 @@ async def test_the_record_carries_people_pain_notes_and_output_runs(
     # Issue #6 item 1: session start with therapist and pseudonym; pain before/after; notes;
     # output start/stop from telemetry with the attended mark billing needs.
     assert (await client.send(PainScoreCommand(when="before", score=6))).ok
+    assert (await client.send(PatientCommand(pseudonym="PT-0042"))).ok  # the identity check
+    switched = await client.send(PatientCommand(pseudonym="PT-0007"))
+    assert not switched.ok and switched.rule_id == "PATIENT"
     await start_all(client, room)
     louder = US.model_copy(update={"intensity_w_cm2": 1.2})  # a change with its reason
     assert (

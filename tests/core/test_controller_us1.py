@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from sessionconsole.api.client import ControllerClient, ControllerUnavailable
 from sessionconsole.api.messages import (
@@ -14,13 +15,17 @@ from sessionconsole.api.messages import (
     ClearLockoutCommand,
     ConfigureCommand,
     LogTechniqueCommand,
+    PatientCommand,
     StartCommand,
     StopAllCommand,
     StopCommand,
 )
 from sessionconsole.model.settings import UltrasoundSettings
+from sessionconsole.record.session_view import load_session_view
+from sessionconsole.record.store import SessionStore
 from sessionconsole.testing import SimProcess
 from tests.conftest import BIOMED_PIN
+from tests.record.keys import installed_key
 from tests.support import ControllerProcess, entries, wait_for, write_room
 
 SETTINGS = UltrasoundSettings(frequency_khz=1000, intensity_w_cm2=1.0, duty_pct=100, time_s=300)
@@ -271,3 +276,31 @@ async def test_a_stop_not_obeyed_locks_out_until_biomedical_staff_clear_it(
     ]
     assert cleared and cleared[0]["acknowledged_by"] == "tester"
     assert (await client.send(StartCommand(device="us1"))).ok
+
+
+async def test_a_session_opened_without_a_patient_is_named_once_and_never_switched(
+    client: ControllerClient, controller: ControllerProcess
+) -> None:
+    snap = await client.wait_snapshot()
+    assert snap.patient is None  # the fixture's controller has no --patient
+    named = await client.send(PatientCommand(pseudonym="PT-0007"))
+    assert named.ok, named.error
+    await wait_for(lambda: client.latest is not None and client.latest.patient == "PT-0007")
+    again = await client.send(PatientCommand(pseudonym="PT-0007"))  # the Start screen's check
+    other = await client.send(PatientCommand(pseudonym="PT-0008"))
+    assert again.ok and not other.ok and other.rule_id == "PATIENT"
+    assert "this session is for PT-0007" in (other.error or "")
+    with pytest.raises(ValidationError, match="never the patient's name"):
+        PatientCommand(pseudonym="Jane Doe")  # refused before it is sent; the controller alike
+    everything = entries(controller.db)
+    patients = [
+        (e.payload["pseudonym"], e.payload["confirmed"]) for e in everything if e.kind == "patient"
+    ]
+    assert patients == [("PT-0007", False), ("PT-0007", True)]
+    [refusal] = [e.payload for e in everything if e.kind == "refusal"]
+    assert (refusal["pseudonym"], refusal["rule_id"]) == ("PT-0008", "PATIENT")
+    # The record lists and shows the session as that patient's.
+    with SessionStore(controller.db, create=False, key=installed_key()) as store:
+        [meta] = store.start_meta().values()
+        view = load_session_view(store, everything[0].session_id)
+    assert meta["patient_pseudonym"] == "PT-0007" and view.patient_pseudonym == "PT-0007"

@@ -30,8 +30,10 @@ def knee(degrees: int, side: str = "right", mode: str = "active") -> dict[str, A
     return {"joint": "knee", "movement": "flexion", "side": side, "degrees": degrees, "mode": mode}
 
 
-def write_visit(db: Path, visit: Visit) -> str:
-    """Write one session for the visit through the Recorder; its id."""
+def write_visit(db: Path, visit: Visit, patient_entry: str | None = None) -> str:
+    """Write one session for the visit through the Recorder; its id. An empty pseudonym
+    opens it without one; `patient_entry` then names the patient later, as the controller's
+    `patient` command does."""
     wall0 = f"{visit.day}T09:00:00.000000+00:00"
     clock = [0]
 
@@ -39,9 +41,13 @@ def write_visit(db: Path, visit: Visit) -> str:
         clock[0] += S
         return 10 * S + clock[0], wall_after(wall0, clock[0])
 
-    meta = {"therapist": "T-01", "patient_pseudonym": visit.pseudonym, **visit.extra}
+    people = {"patient_pseudonym": visit.pseudonym} if visit.pseudonym else {}
+    meta = {"therapist": "T-01", **people, **visit.extra}
     with Recorder(db) as recorder:
         sid = recorder.open_session(meta, 10 * S, wall0).result(timeout=5)
+        if patient_entry is not None:
+            named = {"pseudonym": patient_entry, "operator": "T-01"}
+            recorder.submit(sid, "patient", named, *at()).result(timeout=5)
         if visit.pain_before is not None:
             pain = {"when": "before", "score": visit.pain_before, "operator": "T-01"}
             recorder.submit(sid, "pain_score", pain, *at()).result(timeout=5)

@@ -112,3 +112,17 @@ def test_a_session_without_progress_measures_still_counts(tmp_path: Path, key: R
         (only,) = gather_progress(store, "PT-0042", verify=True).sessions
     assert only.session_id == sid and (only.pain_before, only.pain_after) == (None, None)
     assert only.rom == () and only.goals == () and only.exit_status == "completed"
+
+
+def test_a_session_named_by_a_later_patient_entry_counts(tmp_path: Path, key: RecordKey) -> None:
+    """A session opened without --patient belongs to the pseudonym its `patient` entry names."""
+    from tests.record.progress_support import Visit, knee, write_visit
+
+    db = tmp_path / "record.db"
+    sid = write_visit(
+        db, Visit("2026-04-01", pseudonym="", rom=(knee(90),)), patient_entry="PT-0042"
+    )
+    with SessionStore(db, create=False, key=key) as store:
+        (only,) = gather_progress(store, "PT-0042", verify=True).sessions
+    assert only.session_id == sid and only.rom[0].degrees == 90
+    assert only.verification == "verified"

@@ -125,6 +125,17 @@ async def test_the_outputs_are_offered_once_the_form_is_mounted() -> None:
         assert form.selected == "us1"
 
 
+async def test_an_output_chosen_while_the_list_is_rebuilt_stays_chosen() -> None:
+    app = offline_app(FakeClock())
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.session_screen.form
+        await pilot.pause()
+        form.set_outputs(outputs(1.0))
+        form.select("es2.ch1")  # a click on a panel before the rebuilt list was drawn
+        await pilot.pause()
+        assert form.selected == "es2.ch1"
+
+
 async def test_pain_score_and_note_from_the_log_tab() -> None:
     clock, posted = FakeClock(), []
     app = offline_app(clock)

@@ -1,5 +1,6 @@
 """Start screen: pseudonym check, plan and preset screening (agreeing with plans.screening),
-confirmations sent as notes, BLOCKED shown in words, Esc skips, F12 works in the text field."""
+confirmations recorded as notes by a real controller (and only then shown CONFIRMED), the
+patient sent to the controller, BLOCKED shown in words, Esc skips, F12 in the text field."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from textual.message import Message
 from textual.widgets import Checkbox, Input, OptionList, Select
 from textual.widgets.option_list import Option
 
-from sessionconsole.api.messages import NoteCommand
+from sessionconsole.api.client import ControllerClient
+from sessionconsole.api.messages import NoteCommand, PatientCommand
 from sessionconsole.model.contraindication import load_contraindications
 from sessionconsole.model.paths import config_dir
 from sessionconsole.model.plan import (
@@ -24,6 +26,7 @@ from sessionconsole.ui.messages import SendCommand
 from sessionconsole.ui.session_screen import SessionScreen
 from sessionconsole.ui.start.checks import Target, applies, findings, plan_targets
 from sessionconsole.ui.start.screen import StartScreen, pseudonym_problem
+from tests.support import ControllerProcess, entries
 from tests.ui.fixed_snapshots import FakeClock
 from tests.ui.test_session_views import screen_text
 from tests.ui.test_summary_screen import stop_alls
@@ -112,15 +115,23 @@ def app() -> SessionConsoleApp:
     )
 
 
+def live_app(controller: ControllerProcess) -> SessionConsoleApp:
+    """The TUI on a real controller (US-1 simulator; a session opened without a patient)."""
+    return SessionConsoleApp(str(controller.socket_path), "dana", start=True)
+
+
 async def settle(pilot: object, start: StartScreen, ready: object) -> None:
-    for _ in range(50):
+    """Let the app run until ready() holds or 15 s pass (a liveness bound; callers assert)."""
+    for _ in range(300):
         await pilot.pause(0.05)  # type: ignore[attr-defined]
         if callable(ready) and ready():
             return
 
 
-async def test_start_screens_a_plan_confirms_a_rule_and_goes_to_the_session() -> None:
-    the_app = app()
+async def test_start_screens_a_plan_confirms_a_rule_and_goes_to_the_session(
+    controller: ControllerProcess,
+) -> None:
+    the_app = live_app(controller)
     posted: list[Message] = []
     async with the_app.run_test(size=(80, 24), message_hook=posted.append) as pilot:
         start = the_app.screen
@@ -154,32 +165,31 @@ async def test_start_screens_a_plan_confirms_a_rule_and_goes_to_the_session() ->
             if not f.blocked:
                 findings_list.highlighted = index  # type: ignore[attr-defined]
                 await pilot.press("ctrl+o")
-        await pilot.pause(0.05)
+        confirms = [f for f in start.found if not f.blocked]
+        await settle(pilot, start, lambda: len(start.confirmed) == len(confirms))
         notes = {
             m.command.text
             for m in posted
             if isinstance(m, SendCommand) and isinstance(m.command, NoteCommand)
         }
-        confirms = [f for f in start.found if not f.blocked]
         assert len(notes) == len(confirms) > 0
         assert all(n.startswith("confirmed by dana: ") and " for step " in n for n in notes)
-        assert "Sent to the session record as a note" in screen_text(the_app)
+        assert "Recorded: confirmed by dana" in screen_text(the_app)
         assert all(
             "CONFIRMED" in str(o.prompt) for o in options(start) if "CONFIRM" in str(o.prompt)
         )
+        recorded = {e.payload["text"] for e in entries(controller.db) if e.kind == "note"}
+        assert recorded == notes  # CONFIRMED is shown for what the record holds
         await pilot.press("ctrl+g")
-        await pilot.pause(0.05)
+        await settle(pilot, start, lambda: isinstance(the_app.screen, SessionScreen))
         assert isinstance(the_app.screen, SessionScreen)
         assert "BLOCKED, do not run: step 2, step 3, step 4" in screen_text(the_app)
+    [named] = [e.payload for e in entries(controller.db) if e.kind == "patient"]
+    assert (named["pseudonym"], named["operator"]) == ("PT-0042", "dana")
 
 
-def options(start: StartScreen) -> list[Option]:
-    view = start.query_one("#findings", OptionList)
-    return [view.get_option_at_index(i) for i in range(view.option_count)]
-
-
-async def test_another_plan_or_patient_needs_its_own_confirmations() -> None:
-    the_app = app()
+async def test_without_the_controller_nothing_shows_confirmed_and_the_screen_stays() -> None:
+    the_app = app()  # no controller: every command fails to send
     async with the_app.run_test(size=(80, 24)) as pilot:
         start = the_app.screen
         assert isinstance(start, StartScreen)
@@ -192,6 +202,65 @@ async def test_another_plan_or_patient_needs_its_own_confirmations() -> None:
         view = start.query_one("#findings", OptionList)
         view.highlighted = next(i for i, f in enumerate(start.found) if not f.blocked)
         await pilot.press("ctrl+o")
+        await settle(pilot, start, lambda: not start.confirming)
+        assert start.confirmed == set()
+        assert "Confirmation not recorded: Not sent: the controller is unreachable" in (
+            screen_text(the_app)
+        )
+        assert not any("CONFIRMED" in str(o.prompt) for o in options(start))
+        start.query_one("#cond-pregnancy", Checkbox).value = False
+        await pilot.pause(0.05)
+        await pilot.press("ctrl+g")  # nothing to confirm now, but the patient cannot be sent
+        await settle(pilot, start, lambda: "Not started" in screen_text(the_app))
+        assert the_app.screen is start
+        assert "Not started: Not sent: the controller is unreachable" in screen_text(the_app)
+
+
+async def test_the_sessions_patient_is_offered_and_another_one_is_refused(
+    controller: ControllerProcess,
+) -> None:
+    other = ControllerClient(str(controller.socket_path), operator="front-desk")
+    await other.connect()
+    try:
+        assert (await other.send(PatientCommand(pseudonym="PT-0043"))).ok
+    finally:
+        await other.close()
+    the_app = live_app(controller)
+    async with the_app.run_test(size=(80, 24)) as pilot:
+        start = the_app.screen
+        assert isinstance(start, StartScreen)
+        field = start.query_one("#pseudonym", Input)
+        await settle(pilot, start, lambda: field.value == "PT-0043")
+        assert field.value == "PT-0043"  # offered from the controller's snapshot
+        field.value = "PT-0042"
+        await pilot.pause(0.05)
+        await pilot.press("ctrl+g")
+        assert the_app.screen is start
+        assert "this session is for PT-0043, not PT-0042" in screen_text(the_app)
+
+
+def options(start: StartScreen) -> list[Option]:
+    view = start.query_one("#findings", OptionList)
+    return [view.get_option_at_index(i) for i in range(view.option_count)]
+
+
+async def test_another_plan_or_patient_needs_its_own_confirmations(
+    controller: ControllerProcess,
+) -> None:
+    the_app = live_app(controller)
+    async with the_app.run_test(size=(80, 24)) as pilot:
+        start = the_app.screen
+        assert isinstance(start, StartScreen)
+        await settle(pilot, start, lambda: len(start.query(Checkbox)) > 0)
+        start.query_one("#pseudonym", Input).value = "PT-0042"
+        await settle(pilot, start, lambda: bool(start.plans))
+        start.query_one("#plan", Select).value = "plan:low-back"
+        start.query_one("#cond-pregnancy", Checkbox).value = True
+        await pilot.pause(0.05)
+        view = start.query_one("#findings", OptionList)
+        view.highlighted = next(i for i, f in enumerate(start.found) if not f.blocked)
+        await pilot.press("ctrl+o")
+        await settle(pilot, start, lambda: len(start.confirmed) == 1)
         assert len(start.confirmed) == 1
         start.query_one("#pseudonym", Input).value = "PT-0043"
         await pilot.pause(0.05)

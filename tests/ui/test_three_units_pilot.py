@@ -24,6 +24,7 @@ async def test_stimulation_from_the_form_pain_and_note_then_f12_stops_every_unit
         screen = app.session_screen
         await until(pilot, lambda: list(screen.panels) == list(OUTPUTS), timeout_s=10)
         form = screen.form
+        await until(pilot, lambda: form.selected is not None)  # the outputs are offered
         form.select("es2.ch1")
         await pilot.pause()
         form.query_one("#amplitude_ma", Input).value = "8.0"

@@ -95,6 +95,7 @@ async def test_settings_and_start_from_the_form_then_alarm_banner_and_acknowledg
     app = SessionConsoleApp(str(controller.socket_path), operator="pilot")
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.client is not None and app._latest is not None)
+        await until(pilot, lambda: app.session_screen.form.selected == "us1")  # offered
         await pilot.click("#configure")
         await until(pilot, lambda: sim.request({"op": "state"})["holding"][1] == 100)
         await pilot.press("s")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
+from sessionconsole.model.session import check_pseudonym
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import ChannelSetup
 from sessionconsole.model.vocabulary import MAX_ROM_DEG, RomSide
@@ -143,6 +144,14 @@ class GoalStatusCommand(_Msg):
     measure: str = Field(default="", max_length=200)
 
 
+class PatientCommand(_Msg):
+    """Who the session is for: sets the pseudonym of a session opened without one, or confirms
+    the one it was opened for (a different one is refused: one session, one patient)."""
+
+    type: Literal["patient"] = "patient"
+    pseudonym: Annotated[str, AfterValidator(check_pseudonym)]
+
+
 class NoteCommand(_Msg):
     """A free-text note for the session record."""
 
@@ -163,7 +172,8 @@ Command = Annotated[
     | PainScoreCommand
     | RangeOfMotionCommand
     | GoalStatusCommand
-    | NoteCommand,
+    | NoteCommand
+    | PatientCommand,
     Field(discriminator="type"),
 ]
 
@@ -280,6 +290,7 @@ class Snapshot(_Msg):
     wall: str
     session_id: str
     room: str
+    patient: str | None = None  # the session's patient pseudonym, once known
     devices: list[OutputSnapshot]
     alarms: list[AlarmSnapshot]
     techniques: list[TechniqueSnapshot]

@@ -34,6 +34,7 @@ from sessionconsole.api.messages import (
     LoopStats,
     NoteCommand,
     PainScoreCommand,
+    PatientCommand,
     RangeOfMotionCommand,
     Reply,
     Request,
@@ -139,6 +140,8 @@ class Controller:
         self._awaiting: dict[int, _Pending] = {}
         self._next_rid = 1
         self._last_sample: dict[str, float] = {}
+        people = config.people
+        self._patient: str | None = people.patient_pseudonym if people else None
         self._samples = SampleBatch()  # new readings, handed to the recorder in bulk
         self._samples_handed_at = 0.0
         self._techniques: dict[tuple[str, str, str], TechniqueSnapshot] = {}
@@ -290,6 +293,9 @@ class Controller:
         if isinstance(command, LogTechniqueCommand):
             self._log_technique(pending, command)
             return
+        if isinstance(command, PatientCommand):
+            self._set_patient(pending, command.pseudonym)
+            return
         if isinstance(command, PainScoreCommand | NoteCommand | GoalStatusCommand):
             self._record_observation(pending, command)
             return
@@ -319,6 +325,30 @@ class Controller:
         if not expected or hello.pin is None:
             return False
         return hmac.compare_digest(hello.pin.encode(), expected.encode())
+
+    def _set_patient(self, pending: _Pending, pseudonym: str) -> None:
+        """Name the session's patient once, or confirm it; never switch patients mid-session
+        (the record, the plan and the bill are one patient's). Recorded either way."""
+        plan = self.config.plan
+        payload: dict[str, Any] = {"pseudonym": pseudonym, "operator": pending.operator}
+        problem = None
+        if self._patient is not None and self._patient != pseudonym:
+            problem = (
+                f"this session is for {self._patient}; end it and start the controller with "
+                f"--patient {pseudonym} for another patient"
+            )
+        elif plan is not None and plan.pseudonym != pseudonym:
+            problem = f"the session follows a plan for {plan.pseudonym}, not for {pseudonym}"
+        if problem is not None:
+            payload.update(command="patient", rule_id="PATIENT", reason=problem)
+            reply = Reply(id=pending.client_request_id, ok=False, error=problem, rule_id="PATIENT")
+            self._reply_when_recorded(pending, "refusal", payload, reply)
+            return
+        payload["confirmed"] = self._patient is not None  # else: named now
+        self._patient = pseudonym
+        self._reply_when_recorded(
+            pending, "patient", payload, Reply(id=pending.client_request_id, ok=True)
+        )
 
     def _log_technique(self, pending: _Pending, command: LogTechniqueCommand) -> None:
         vocab = self.config.vocabulary
@@ -586,6 +616,7 @@ class Controller:
             wall=wall_now(),
             session_id=self.session_id,
             room=self.config.room_name,
+            patient=self._patient,
             devices=devices,
             alarms=alarms,
             techniques=list(self._techniques.values()),

@@ -9,6 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 PSEUDONYM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$")
 
 
+def check_pseudonym(value: str) -> str:
+    """The value if it is a pseudonym (a code, never a name); else ValueError saying why."""
+    if not PSEUDONYM_RE.match(value):
+        raise ValueError(
+            f"patient pseudonym {value!r} must be a code of 3-32 letters, digits, '-' or "
+            "'_' (e.g. PT-0042), never the patient's name"
+        )
+    return value
+
+
 class SessionPeople(BaseModel):
     """The session start's people; the pseudonym is a code the clinic maps to the patient."""
 
@@ -20,9 +30,4 @@ class SessionPeople(BaseModel):
     @field_validator("patient_pseudonym")
     @classmethod
     def _a_code_not_a_name(cls, value: str) -> str:
-        if not PSEUDONYM_RE.match(value):
-            raise ValueError(
-                f"patient pseudonym {value!r} must be a code of 3-32 letters, digits, '-' or "
-                "'_' (e.g. PT-0042), never the patient's name"
-            )
-        return value
+        return check_pseudonym(value)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sessionconsole.model.paths import record_key_path
 from sessionconsole.record.billable import bill_entries
+from sessionconsole.record.billing import Bill
 from sessionconsole.record.chain import canonical_json
 from sessionconsole.record.chunks import ChunkError
 from sessionconsole.record.export_cli import add_export_parser
@@ -231,16 +232,19 @@ def _unsigned_line(unsigned: UnsignedEntries) -> str:
 def _bill(args: argparse.Namespace, store: SessionStore) -> int:
     """Print minutes and units per code, the totals and the notes (overlaps, choices)."""
     session_id = store.resolve_session(args.session)
-    result = bill_entries(store.entries(session_id))
-    print(f"session {session_id}")
-    print(f"{'code':<8}{'minutes':>8}{'units':>7}")
+    print(bill_text(session_id, bill_entries(store.entries(session_id))))
+    return EXIT_OK
+
+
+def bill_text(session_id: str, result: Bill) -> str:
+    """`records bill`'s output: a line per code, the timed totals, then the notes."""
+    lines = [f"session {session_id}", f"{'code':<8}{'minutes':>8}{'units':>7}"]
     for line in result.lines:
         timed = "" if line.timed else "  untimed"
-        print(f"{line.code:<8}{line.minutes:>8}{line.units:>7}{timed}")
-    print(f"timed: {result.timed_minutes} minutes, {result.timed_units} units")
-    for note in result.notes:
-        print(f"note: {note}")
-    return EXIT_OK
+        lines.append(f"{line.code:<8}{line.minutes:>8}{line.units:>7}{timed}")
+    lines.append(f"timed: {result.timed_minutes} minutes, {result.timed_units} units")
+    lines += [f"note: {note}" for note in result.notes]
+    return "\n".join(lines)
 
 
 cmd_list: Handler = _guarded(_list)

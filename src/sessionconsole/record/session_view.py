@@ -13,7 +13,14 @@ from typing import Any, Final
 
 from sessionconsole.record.chain import JsonDict
 from sessionconsole.record.chunks import ChunkError, samples_columns
-from sessionconsole.record.store import SESSION_END, SESSION_START, Entry, SessionStore
+from sessionconsole.record.store import (
+    PATIENT_KIND,
+    SESSION_END,
+    SESSION_START,
+    Entry,
+    SessionStore,
+    with_patient,
+)
 
 Scalar = None | bool | int | float | str
 
@@ -465,7 +472,13 @@ def _read_end(view: SessionView, entry: Entry, open_: _Open) -> None:
     view.summary = _dict(p.get("summary"))
 
 
+def _read_patient(view: SessionView, entry: Entry, open_: _Open) -> None:
+    """A session opened without a patient is that of the first pseudonym named later."""
+    view.meta = with_patient(view.meta, entry.payload)
+
+
 _READERS = {
+    PATIENT_KIND: _read_patient,
     "stream_descriptor": _read_descriptor,
     "samples": _read_samples,
     "gap": _read_gap,

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION: Final = 2
 SESSION_START: Final = "session_start"
+PATIENT_KIND: Final = "patient"  # names the patient of a session opened without one
 SESSION_END: Final = "session_end"
 INTERRUPTED_REASON: Final = "controller stopped before the session ended"
 ExitStatus = Literal["completed", "stopped", "aborted", "interrupted"]
@@ -215,6 +216,15 @@ class _Head:
     seq: int
     hash: str
     ended: bool
+
+
+def with_patient(meta: JsonDict, patient_payload: str | JsonDict) -> JsonDict:
+    """meta with the pseudonym a `patient` entry names, when meta has no patient of its own."""
+    if isinstance(meta.get("patient_pseudonym", meta.get("patient")), str):
+        return meta
+    payload = json.loads(patient_payload) if isinstance(patient_payload, str) else patient_payload
+    pseudonym = payload.get("pseudonym") if isinstance(payload, dict) else None
+    return {**meta, "patient_pseudonym": pseudonym} if isinstance(pseudonym, str) else meta
 
 
 def utc_wall_now() -> str:
@@ -583,7 +593,8 @@ class SessionStore:
         return [SessionInfo(*row) for row in rows]
 
     def start_meta(self) -> dict[str, JsonDict]:
-        """Each session's session_start payload (who, patient pseudonym, plan…), by id."""
+        """Each session's session_start payload (who, patient pseudonym, plan…), by id; a
+        session opened without a patient has the one its first `patient` entry named."""
         rows = self._conn.execute(
             "SELECT session_id, payload FROM entries WHERE seq = 1 AND kind = ?", (SESSION_START,)
         ).fetchall()
@@ -591,6 +602,12 @@ class SessionStore:
         for session_id, payload in rows:
             meta = json.loads(payload)
             result[str(session_id)] = meta if isinstance(meta, dict) else {}
+        named = self._conn.execute(
+            "SELECT session_id, payload FROM entries WHERE kind = ? ORDER BY session_id, seq",
+            (PATIENT_KIND,),
+        ).fetchall()
+        for session_id, payload in named:
+            result[str(session_id)] = with_patient(result.get(str(session_id), {}), payload)
         return result
 
     def resolve_session(self, ref: str) -> str:

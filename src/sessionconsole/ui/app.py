@@ -16,6 +16,7 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.message_pump import MessagePump
 from textual.screen import Screen
 
 from sessionconsole.api.client import ControllerClient, ControllerUnavailable
@@ -25,7 +26,7 @@ from sessionconsole.model.vocabulary import Vocabulary, load_vocabulary
 from sessionconsole.ui.alarm_sound import AlarmSounder
 from sessionconsole.ui.alarm_views import AlarmEscalationScreen, AlarmListScreen
 from sessionconsole.ui.cli_runner import RecordsAccess
-from sessionconsole.ui.messages import AudioPause, Say, SendCommand, stop_all
+from sessionconsole.ui.messages import AudioPause, CommandAnswered, Say, SendCommand, stop_all
 from sessionconsole.ui.past.screen import HistoryScreen
 from sessionconsole.ui.profiles.screen import ProfilesScreen
 from sessionconsole.ui.progress.screen import ProgressScreen
@@ -136,6 +137,8 @@ class SessionConsoleApp(App[int]):
         now_s = self.clock()
         self.tally.add_snapshot(snapshot, now_s)
         self.session_screen.show_snapshot(snapshot, now_s)
+        if isinstance(self.screen, StartScreen):
+            self.screen.session_patient(snapshot.patient)
         self.alarm_list.show_snapshot(snapshot)
         if self.screen is self.summary_screen:
             self.summary_screen.show_summary(self.tally.summary)
@@ -171,7 +174,7 @@ class SessionConsoleApp(App[int]):
 
     @on(SendCommand)
     def _send_requested(self, message: SendCommand) -> None:
-        self._send(message.command, message.done)
+        self._send(message.command, message.done, message.reply_to)
 
     @on(Say)
     def _say(self, message: Say) -> None:
@@ -180,24 +183,33 @@ class SessionConsoleApp(App[int]):
             self.bell()
 
     @work(group="commands")
-    async def _send(self, command: Command, done: str) -> None:
+    async def _send(self, command: Command, done: str, reply_to: MessagePump | None) -> None:
         client = self.client
         if client is None:
-            self.session_screen.say(f"Not sent: the controller is unreachable ({done})")
-            self.bell()
+            problem = f"Not sent: the controller is unreachable ({done})"
+            self._answer(reply_to, command, False, problem)
             return
         try:
             reply = await client.send(command)
         except (ControllerUnavailable, TimeoutError) as exc:
-            self.session_screen.say(f"Not sent: {exc}")
-            self.bell()
+            self._answer(reply_to, command, False, f"Not sent: {exc}")
             return
         if reply.ok:
             self.tally.accepted(command)
             self.session_screen.say(done)
+            self._answer(reply_to, command, True, None)
         else:
-            self.session_screen.say(f"Refused: {reply.error}")
+            self._answer(reply_to, command, False, f"Refused: {reply.error}")
+
+    def _answer(
+        self, reply_to: MessagePump | None, command: Command, ok: bool, problem: str | None
+    ) -> None:
+        """Say a failure (with the bell) and tell the screen that sent the command, if any."""
+        if problem is not None:
+            self.session_screen.say(problem)
             self.bell()
+        if reply_to is not None:
+            reply_to.post_message(CommandAnswered(command, ok, problem))
 
     # ---- other screens ----
 

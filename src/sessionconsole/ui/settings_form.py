@@ -105,8 +105,11 @@ class SettingsForm(VerticalScroll):
         self.call_after_refresh(self._choose, chosen)
 
     def _choose(self, device: str | None) -> None:
-        """Set the form's target (after a refresh) and show that output's fields."""
-        if device is not None and device in self._modality:
+        """Set the form's target (after a refresh) unless one was chosen meanwhile (a click on
+        a panel), and show that output's fields."""
+        current = self.target.value
+        chosen = isinstance(current, str) and current in self._modality
+        if not chosen and device is not None and device in self._modality:
             self.target.value = device
         self._show_fields()
 

@@ -1,4 +1,4 @@
-"""Device profiles for biomedical staff: unlock with the PIN, list, view, validate, probe.
+"""Device profiles for biomedical staff: unlock with the PIN, list, view, validate, edit, probe.
 
 Reading and validating files runs in a worker thread; a probe runs
 `sessionconsole devices probe --profile FILE` as a child process (`cli_runner`).
@@ -21,6 +21,7 @@ from textual.widgets.option_list import Option
 from sessionconsole.model.validation import validate_profile_file
 from sessionconsole.ui.cli_runner import CliRunner, command_line
 from sessionconsole.ui.messages import stop_all
+from sessionconsole.ui.profiles.editor import ProfileEditScreen
 from sessionconsole.ui.profiles.pin import HOW_TO_SET, expected_pin, pin_matches
 
 
@@ -46,6 +47,7 @@ class ProfilesScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("ctrl+t", "validate", "Validate", key_display="^T"),
         Binding("ctrl+r", "probe", "Probe", key_display="^R"),
+        Binding("ctrl+e", "edit", "Edit", key_display="^E"),
     ]
 
     def __init__(self, folder: Path, run: CliRunner) -> None:
@@ -70,6 +72,7 @@ class ProfilesScreen(Screen[None]):
         with Horizontal(id="profile-buttons"):
             yield Button("Validate ^T", id="validate", compact=True)
             yield Button("Probe ^R", id="probe", compact=True)
+            yield Button("Edit ^E", id="edit", compact=True)
         yield Static("", id="probe-output")
         yield Button("STOP ALL   (F12)", id="stop-all-profiles", classes="stop-all")
         yield Footer()
@@ -86,7 +89,7 @@ class ProfilesScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Validate and probe are not offered (nor shown in the footer) while locked."""
-        return self.unlocked or action not in {"validate", "probe"}
+        return self.unlocked or action not in {"validate", "probe", "edit"}
 
     # ---- the PIN ----
 
@@ -154,6 +157,16 @@ class ProfilesScreen(Screen[None]):
             checks.update(f"VALID {path.name}")
         self.query_one("#profile-text", Static).update(text)
 
+    # ---- edit ----
+
+    def action_edit(self) -> None:
+        """Edit the highlighted profile, a field at a time; its checks are shown again after."""
+        path = self.selected()
+        if path is None:
+            self.query_one("#probe-output", Static).update("Unlock and pick a profile first")
+            return
+        self.app.push_screen(ProfileEditScreen(path), lambda saved: self.action_validate())
+
     # ---- probe ----
 
     def action_probe(self) -> None:
@@ -180,6 +193,7 @@ class ProfilesScreen(Screen[None]):
             "unlock": self.action_unlock,
             "validate": self.action_validate,
             "probe": self.action_probe,
+            "edit": self.action_edit,
         }
         if event.button.id == "stop-all-profiles":
             self.post_message(stop_all())

@@ -4,7 +4,10 @@ Shown at launch before the session screen (Esc skips it) and from the command pa
 The pseudonym is checked with `SessionPeople`'s rule; files are read in a worker. Ticking a
 condition lists the rules that apply per modality and region (`start/checks.py`): BLOCKED
 steps may not run; CONFIRM rules are confirmed one by one, each sent as a NoteCommand so the
-session record keeps who confirmed what.
+session record keeps who confirmed what; a rule shows CONFIRMED only once the controller has
+recorded the note. "To session" sends the pseudonym (PatientCommand): it names the patient of
+a session opened without one, or checks it against the session's; a different patient is
+refused and the screen stays.
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from sessionconsole.api.messages import NoteCommand
+from sessionconsole.api.messages import NoteCommand, PatientCommand
 from sessionconsole.model.contraindication import Contraindications, load_contraindications
 from sessionconsole.model.plan import TreatmentPlan, load_plan, plans_of
 from sessionconsole.model.preset import Preset, load_presets
 from sessionconsole.model.session import SessionPeople
 from sessionconsole.model.vocabulary import Vocabulary
-from sessionconsole.ui.messages import Say, SendCommand, stop_all
+from sessionconsole.ui.messages import CommandAnswered, Say, SendCommand, stop_all
 from sessionconsole.ui.start.checks import (
     Finding,
     Target,
@@ -115,6 +118,9 @@ class StartScreen(Screen[None]):
         self.plans: dict[str, TreatmentPlan] = {}
         self.found: list[Finding] = []
         self.confirmed: set[str] = set()
+        self.confirming: dict[str, str] = {}  # note text sent -> finding key, until answered
+        self.session_for: str | None = None  # the session's patient, as the controller says
+        self._leaving = False  # the patient was sent; leave once the controller accepts
         self.region_labels = {r.id: r.label for r in vocabulary.regions}
 
     def compose(self) -> ComposeResult:
@@ -211,6 +217,8 @@ class StartScreen(Screen[None]):
             line = f.line(self.region_labels.get(f.target.region, f.target.region))
             if f.key in self.confirmed:
                 line = line.replace("CONFIRM", "CONFIRMED", 1)
+            elif f.key in self.confirming.values():
+                line = line.replace("CONFIRM", "CONFIRMING…", 1)
             view.add_option(Option(line, id=f.key))
         steps = sorted({t.step for t in targets}, key=[t.step for t in targets].index)
         clear = [s for s in steps if all(f.target.step != s for f in self.found)]
@@ -225,6 +233,7 @@ class StartScreen(Screen[None]):
         check.update(f"INVALID: {problem}" if problem else "OK: a valid code")
         self.plans = {}
         self.confirmed.clear()  # another patient: nothing of theirs is confirmed yet
+        self.confirming.clear()
         if problem is None:
             self._load_plans(event.value)
         else:
@@ -235,6 +244,7 @@ class StartScreen(Screen[None]):
     @on(Select.Changed, "#plan")
     def _new_choice(self) -> None:
         self.confirmed.clear()  # a confirmation holds for the step it was given for
+        self.confirming.clear()
         self._screen()
 
     @on(Select.Changed, "#region")
@@ -257,28 +267,69 @@ class StartScreen(Screen[None]):
             self.say(f"BLOCKED cannot be confirmed: {finding.rule.reason}")
         elif finding.key in self.confirmed:
             self.say("Already confirmed")
+        elif finding.key in self.confirming.values():
+            self.say("Waiting for the controller to record that confirmation")
         else:
             note = confirmation_note(self.operator, finding)
-            self.post_message(SendCommand(NoteCommand(text=note), f"Recorded: {note}"))
-            self.confirmed.add(finding.key)
+            self.post_message(SendCommand(NoteCommand(text=note), f"Recorded: {note}", self))
+            self.confirming[note] = finding.key
             self._screen()
-            self.say(f"Sent to the session record as a note: {note}")
+            self.say(f"Sending to the session record: {note}")
 
     @on(OptionList.OptionSelected, "#findings")
     def _chosen(self) -> None:
         self.action_confirm()
 
+    def session_patient(self, pseudonym: str | None) -> None:
+        """The session's patient from the controller: offered in the field while it is empty."""
+        if pseudonym == self.session_for:
+            return
+        self.session_for = pseudonym
+        field = self.query_one("#pseudonym", Input)
+        if pseudonym is not None and not field.value:
+            field.value = pseudonym
+
     def action_go(self) -> None:
-        """To the session screen, saying what is still open."""
-        problem = pseudonym_problem(self.query_one("#pseudonym", Input).value)
+        """To the session screen once the controller has the patient, saying what is open."""
+        pseudonym = self.query_one("#pseudonym", Input).value
+        problem = pseudonym_problem(pseudonym)
         if problem is not None:
             self.say(f"Not yet: {problem}")
             return
-        blocked = list(dict.fromkeys(f.target.step for f in self.found if f.blocked))
         open_ = [f for f in self.found if not f.blocked and f.key not in self.confirmed]
         if open_:
             self.say(f"Not yet: {len(open_)} rule(s) to confirm first (^O on each)")
             return
+        if self.session_for is not None and pseudonym != self.session_for:
+            self.say(f"Not yet: this session is for {self.session_for}, not {pseudonym}")
+            return
+        command = PatientCommand(pseudonym=pseudonym)
+        self.post_message(SendCommand(command, f"Session patient: {pseudonym}", self))
+        self._leaving = True
+        self.say(f"Checking {pseudonym} with the controller…")
+
+    @on(CommandAnswered)
+    def _answered(self, message: CommandAnswered) -> None:
+        """Mark a confirmation done, or leave for the session, only once the controller says so."""
+        command = message.command
+        if isinstance(command, NoteCommand) and command.text in self.confirming:
+            key = self.confirming.pop(command.text)
+            if message.ok:
+                self.confirmed.add(key)
+                self.say(f"Recorded: {command.text}")
+            else:
+                self.say(f"Confirmation not recorded: {message.error}")
+            self._screen()
+        elif isinstance(command, PatientCommand) and self._leaving:
+            self._leaving = False
+            if not message.ok:
+                self.say(f"Not started: {message.error}")
+            elif self.is_current:
+                self._leave()
+
+    def _leave(self) -> None:
+        """To the session screen; blocked steps are said there, with the bell."""
+        blocked = list(dict.fromkeys(f.target.step for f in self.found if f.blocked))
         self.app.pop_screen()
         if blocked:
             self.post_message(Say(f"BLOCKED, do not run: {', '.join(blocked)}", alert=True))
