@@ -1,4 +1,4 @@
-"""The `sessionconsole` command: controller, tui, demo, profiles and records."""
+"""The `sessionconsole` command: controller, tui, demo, profiles, records and progress."""
 
 from __future__ import annotations
 
@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sessionconsole.drivers import probe as probe_cli
     from sessionconsole.plans import cli as plans_cli
     from sessionconsole.record import cli as records_cli
+    from sessionconsole.record import progress_cli
     from sessionconsole.scripted import cli as scripted_cli
 
     parser = argparse.ArgumentParser(prog="sessionconsole", description=__doc__)
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     probe_cli.add_parser(sub)
     records_cli.add_parser(sub)
+    progress_cli.add_parser(sub)
     plans_cli.add_parser(sub)
     scripted_cli.add_parser(sub)
     return parser

@@ -52,6 +52,20 @@ BAD_SCRIPTS = {
         '[[step]]\ndo = "technique"\ntechnique = "effleurage"\nregion = "tail"\nduration_s = 1\n',
         "step 1: region: unknown body region 'tail'",
     ),
+    "rom_side_the_joint_lacks": (
+        '[[step]]\ndo = "rom"\njoint = "knee"\nmovement = "flexion"\nside = "midline"\n'
+        'degrees = 90\nmode = "active"\n',
+        "step 1: joint: knee flexion is measured left or right, not 'midline'",
+    ),
+    "rom_beyond_a_full_circle": (
+        '[[step]]\ndo = "rom"\njoint = "knee"\nmovement = "flexion"\nside = "left"\n'
+        'degrees = 400\nmode = "active"\n',
+        "step 1: degrees: Input should be less than or equal to 360 (got 400)",
+    ),
+    "goal_status_unknown": (
+        '[[step]]\ndo = "goal"\ngoal = "walk 400 m"\nstatus = "done"\n',
+        "step 1: status: Input should be 'not-started', 'progressing' or 'met' (got 'done')",
+    ),
     "not_toml": ("[[step]\n", "not valid TOML"),
     "no_steps": ('description = "nothing"\n', "step: Field required"),
 }

@@ -13,10 +13,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 from sessionconsole.model.session import check_pseudonym
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import ChannelSetup
+from sessionconsole.model.vocabulary import MAX_ROM_DEG, RomSide
 
 Role = Literal["therapist", "biomedical"]
 Side = Literal["left", "right", "bilateral", "midline"]
 Pressure = Literal["light", "moderate", "firm", "deep"]
+_ID = r"^[a-z][a-z_]*$"  # a vocabulary id
 
 
 class _Msg(BaseModel):
@@ -113,6 +115,35 @@ class PainScoreCommand(_Msg):
     score: int = Field(ge=0, le=10)
 
 
+class RangeOfMotionCommand(_Msg):
+    """A goniometer reading: how far a joint moves, from neutral, on one side.
+
+    Shape is checked here; the joint, the movement and the side are checked by the controller
+    against the vocabulary's joints (config/vocabulary.toml), which also give the normal range.
+    """
+
+    type: Literal["rom"] = "rom"
+    joint: str = Field(pattern=_ID, max_length=64)
+    movement: str = Field(pattern=_ID, max_length=64)
+    side: RomSide
+    degrees: int = Field(ge=0, le=MAX_ROM_DEG)
+    mode: Literal["active", "passive"]
+    notes: str = Field(default="", max_length=500)
+
+
+GoalStatus = Literal["not-started", "progressing", "met"]
+
+
+class GoalStatusCommand(_Msg):
+    """Where the patient stands on one functional goal; the goal's text names it across
+    sessions (the progress report groups by it), `measure` says what was observed."""
+
+    type: Literal["goal"] = "goal"
+    goal: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    status: GoalStatus
+    measure: str = Field(default="", max_length=200)
+
+
 class PatientCommand(_Msg):
     """Who the session is for: sets the pseudonym of a session opened without one, or confirms
     the one it was opened for (a different one is refused: one session, one patient)."""
@@ -139,6 +170,8 @@ Command = Annotated[
     | ClearLockoutCommand
     | LogTechniqueCommand
     | PainScoreCommand
+    | RangeOfMotionCommand
+    | GoalStatusCommand
     | NoteCommand
     | PatientCommand,
     Field(discriminator="type"),

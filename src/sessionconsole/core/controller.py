@@ -27,6 +27,7 @@ from sessionconsole.api.messages import (
     AlarmSnapshot,
     ClearLockoutCommand,
     ConfigureCommand,
+    GoalStatusCommand,
     HeartbeatCommand,
     Hello,
     LogTechniqueCommand,
@@ -34,6 +35,7 @@ from sessionconsole.api.messages import (
     NoteCommand,
     PainScoreCommand,
     PatientCommand,
+    RangeOfMotionCommand,
     Reply,
     Request,
     Snapshot,
@@ -69,6 +71,13 @@ SNAPSHOT_EVERY_TICKS = 5
 SHUTDOWN_STOP_WAIT_S = 1.0
 STOP_ENTRY_REPEAT_S = 5.0
 STATS_EVERY_TICKS = 100
+# Record entry kind of each observation command (what the therapist saw or measured).
+_OBSERVATION_KINDS = {
+    "pain": "pain_score",
+    "note": "note",
+    "rom": "range_of_motion",
+    "goal": "goal_status",
+}
 
 
 def wall_now() -> str:
@@ -287,13 +296,28 @@ class Controller:
         if isinstance(command, PatientCommand):
             self._set_patient(pending, command.pseudonym)
             return
-        if isinstance(command, PainScoreCommand | NoteCommand):
-            kind = "pain_score" if isinstance(command, PainScoreCommand) else "note"
-            payload = {**command.model_dump(exclude={"type"}), "operator": pending.operator}
-            reply = Reply(id=pending.client_request_id, ok=True)
-            self._reply_when_recorded(pending, kind, payload, reply)
+        if isinstance(command, PainScoreCommand | NoteCommand | GoalStatusCommand):
+            self._record_observation(pending, command)
+            return
+        if isinstance(command, RangeOfMotionCommand):
+            vocab = self.config.vocabulary
+            problem = vocab.rom_problem(command.joint, command.movement, command.side)
+            if problem is not None:
+                pending.client.reply(Reply(id=pending.client_request_id, ok=False, error=problem))
+                return
+            self._record_observation(pending, command)
             return
         self._incoming.append(pending)
+
+    def _record_observation(
+        self,
+        pending: _Pending,
+        command: PainScoreCommand | NoteCommand | GoalStatusCommand | RangeOfMotionCommand,
+    ) -> None:
+        """Record what the therapist observed as a durable entry; reply once it is synced."""
+        payload = {**command.model_dump(exclude={"type"}), "operator": pending.operator}
+        reply = Reply(id=pending.client_request_id, ok=True)
+        self._reply_when_recorded(pending, _OBSERVATION_KINDS[command.type], payload, reply)
 
     def _biomedical_pin_ok(self, hello: Hello) -> bool:
         """The hello carries the controller's biomedical PIN (none configured: nobody may)."""

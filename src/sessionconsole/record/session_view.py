@@ -150,6 +150,31 @@ class PainScore:
 
 
 @dataclass(frozen=True, slots=True)
+class RomMeasurement:
+    """A range-of-motion reading: joint, movement, side, degrees from neutral, active/passive."""
+
+    joint: str
+    movement: str
+    side: str
+    degrees: int
+    mode: str
+    notes: str
+    mono_ns: int
+    wall: str
+
+
+@dataclass(frozen=True, slots=True)
+class GoalStatus:
+    """Where the patient stood on one functional goal at this point of the session."""
+
+    goal: str
+    status: str
+    measure: str
+    mono_ns: int
+    wall: str
+
+
+@dataclass(frozen=True, slots=True)
 class SettingsChange:
     """Settings written to a device (an accepted configure command or a settings entry)."""
 
@@ -207,6 +232,8 @@ class SessionView:
     techniques: list[TechniqueSpan] = field(default_factory=list)
     alarms: list[AlarmEvent] = field(default_factory=list)
     pain_scores: list[PainScore] = field(default_factory=list)
+    rom_measurements: list[RomMeasurement] = field(default_factory=list)
+    goal_statuses: list[GoalStatus] = field(default_factory=list)
     settings_changes: list[SettingsChange] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
 
@@ -376,6 +403,34 @@ def _read_pain(view: SessionView, entry: Entry, open_: _Open) -> None:
         view.pain_scores.append(PainScore(score, when, entry.mono_ns, entry.wall))
 
 
+def _read_rom(view: SessionView, entry: Entry, open_: _Open) -> None:
+    p = entry.payload
+    degrees = p.get("degrees")
+    joint, movement = _text(p.get("joint")), _text(p.get("movement"))
+    if not isinstance(degrees, int) or isinstance(degrees, bool) or not joint or not movement:
+        return
+    view.rom_measurements.append(
+        RomMeasurement(
+            joint,
+            movement,
+            _text(p.get("side")) or "?",
+            degrees,
+            _text(p.get("mode")) or "?",
+            _text(p.get("notes")) or "",
+            entry.mono_ns,
+            entry.wall,
+        )
+    )
+
+
+def _read_goal(view: SessionView, entry: Entry, open_: _Open) -> None:
+    p = entry.payload
+    goal, status = _text(p.get("goal")), _text(p.get("status"))
+    if goal and status:
+        measure = _text(p.get("measure")) or ""
+        view.goal_statuses.append(GoalStatus(goal, status, measure, entry.mono_ns, entry.wall))
+
+
 def _read_operator_action(view: SessionView, entry: Entry, open_: _Open) -> None:
     command = entry.payload.get("command")
     if not isinstance(command, dict) or command.get("type") != "configure":
@@ -430,6 +485,8 @@ _READERS = {
     "technique": _read_technique,
     "alarm": _read_alarm,
     "pain_score": _read_pain,
+    "range_of_motion": _read_rom,
+    "goal_status": _read_goal,
     "operator_action": _read_operator_action,
     "settings_change": _read_settings_change,
     "note": _read_note,

@@ -17,9 +17,11 @@ from sessionconsole.api.messages import (
     AcknowledgeCommand,
     Command,
     ConfigureCommand,
+    GoalStatusCommand,
     LogTechniqueCommand,
     NoteCommand,
     PainScoreCommand,
+    RangeOfMotionCommand,
     StartCommand,
     StopAllCommand,
     StopCommand,
@@ -211,6 +213,11 @@ class _Planner:
             case s.PainStep():
                 cmd_p = PainScoreCommand(when=step.when, score=step.score)
                 self.push(Send(self.number, "pain", (cmd_p,)))
+            case s.RomStep():
+                self.push(Send(self.number, "rom", (self.range_of_motion(step),)))
+            case s.GoalStep():
+                cmd_g = GoalStatusCommand(goal=step.goal, status=step.status, measure=step.measure)
+                self.push(Send(self.number, "goal", (cmd_g,)))
             case s.NoteStep():
                 self.push(Send(self.number, "note", (NoteCommand(text=step.text),)))
             case s.WaitStep():
@@ -309,6 +316,14 @@ class _Planner:
             notes=step.notes,
         )
         self.push(Technique(self.number, cmd, step.duration_s))
+
+    def range_of_motion(self, step: s.RomStep) -> RangeOfMotionCommand:
+        """The ROM command, the joint, movement and side checked against the vocabulary."""
+        problem = self.vocabulary.rom_problem(step.joint, step.movement, step.side)
+        if problem is not None:
+            raise self.error("joint", problem)
+        fields = step.model_dump(exclude={"do"})
+        return RangeOfMotionCommand(**fields)
 
 
 def _int_or_none(value: object) -> int | None:

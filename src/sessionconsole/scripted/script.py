@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sessionconsole.api.messages import Pressure, Side
+from sessionconsole.api.messages import GoalStatus, Pressure, Side
 from sessionconsole.model.stimulation import StimMode
+from sessionconsole.model.vocabulary import MAX_ROM_DEG, RomSide
 
 OutputKey = Literal["us", "stim"]
 Channel = Literal[1, 2]
@@ -165,6 +166,27 @@ class PainStep(_Strict):
     score: int = Field(ge=0, le=10)
 
 
+class RomStep(_Strict):
+    """A range-of-motion reading (joint and movement ids of the vocabulary, degrees 0-360)."""
+
+    do: Literal["rom"]
+    joint: str = Field(min_length=1)
+    movement: str = Field(min_length=1)
+    side: RomSide
+    degrees: int = Field(ge=0, le=MAX_ROM_DEG)
+    mode: Literal["active", "passive"]
+    notes: str = Field(default="", max_length=500)
+
+
+class GoalStep(_Strict):
+    """Where the patient stands on a functional goal."""
+
+    do: Literal["goal"]
+    goal: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    status: GoalStatus
+    measure: str = Field(default="", max_length=200)
+
+
 class NoteStep(_Strict):
     """A free-text note for the record."""
 
@@ -218,6 +240,8 @@ Step = Annotated[
     | TechniqueStep
     | AcknowledgeStep
     | PainStep
+    | RomStep
+    | GoalStep
     | NoteStep
     | SimStep
     | ExpectStep,
@@ -265,6 +289,6 @@ def script_error(
 
 _TAGS = frozenset(
     {"configure", "set", "start", "stop", "stop_all", "wait", "technique"}
-    | {"acknowledge", "pain", "note", "sim", "expect"}
+    | {"acknowledge", "pain", "rom", "goal", "note", "sim", "expect"}
 )
 _NO_INPUT = frozenset({"missing", "extra_forbidden", "value_error", "union_tag_not_found"})

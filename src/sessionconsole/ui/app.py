@@ -29,6 +29,7 @@ from sessionconsole.ui.cli_runner import RecordsAccess
 from sessionconsole.ui.messages import AudioPause, CommandAnswered, Say, SendCommand, stop_all
 from sessionconsole.ui.past.screen import HistoryScreen
 from sessionconsole.ui.profiles.screen import ProfilesScreen
+from sessionconsole.ui.progress.screen import ProgressScreen
 from sessionconsole.ui.session_screen import SessionScreen
 from sessionconsole.ui.start.screen import StartScreen
 from sessionconsole.ui.summary.screen import SummaryScreen
@@ -49,6 +50,7 @@ class SessionConsoleApp(App[int]):
         Binding("ctrl+q", "quit", "Quit"),
         Binding("f4", "summary", "Summary", key_display="F4"),
         Binding("f5", "history", "History", key_display="F5", show=False),
+        Binding("f6", "progress", "Progress", key_display="F6", show=False),
     ]
 
     def __init__(
@@ -225,6 +227,11 @@ class SessionConsoleApp(App[int]):
         if not isinstance(self.screen, HistoryScreen):
             self.push_screen(HistoryScreen(self.records))
 
+    def action_progress(self) -> None:
+        """One patient's pain and range of motion over sessions, read through `progress`."""
+        if not isinstance(self.screen, ProgressScreen):
+            self.push_screen(ProgressScreen(self.records, self.vocabulary))
+
     def action_start(self) -> None:
         """Patient, plan or preset, contraindication checklist (Esc: back)."""
         if not isinstance(self.screen, StartScreen):
@@ -240,6 +247,11 @@ class SessionConsoleApp(App[int]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Summary", "This session's summary (F4)", self.action_summary)
         yield SystemCommand("History", "Past sessions from the record (F5)", self.action_history)
+        yield SystemCommand(
+            "Progress",
+            "A patient's pain and range of motion over sessions (F6)",
+            self.action_progress,
+        )
         yield SystemCommand("Start", "Patient, plan, contraindications", self.action_start)
         yield SystemCommand("Profiles", "Device profiles (biomedical, PIN)", self.action_profiles)
 
