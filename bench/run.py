@@ -26,6 +26,7 @@ floor). While outputs run on all three units it measures, in rounds:
   lateness and the controller's CPU from /proc.
 
     .venv/bin/python bench/run.py [--quick]      # --quick: under 60 s
+    .venv/bin/python bench/run.py --quick --tui  # + tui_perf.py's quick figures as tui_*
 
 Progress goes to stderr; the last line on stdout is one JSON object with every figure.
 """
@@ -411,6 +412,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, under 60 s")
     parser.add_argument("--units32", action="store_true", help="only the 32-unit figures")
+    parser.add_argument(
+        "--tui", action="store_true", help="then tui_perf.py --quick on its own stack (~25 s)"
+    )
     parser.add_argument("--watch", nargs="+", help=argparse.SUPPRESS)  # the poller process
     args = parser.parse_args()
     if args.watch:
@@ -467,8 +471,15 @@ def main() -> None:
             k: (figures.get(k) is not None and figures[k] <= v) for k, v in GOALS.items()
         },
         "floor_seconds": floor_s,
-        "seconds": round(time.monotonic() - t_start, 1),
     }
+    if args.tui:  # issue 7's TUI figures, after the rest so neither disturbs the other
+        from tui_perf import run as tui_run
+
+        log("the TUI figures (tui_perf.py --quick)")
+        result.update(
+            {f"tui_{k}": v for k, v in tui_run(launches=3, presses=5, seconds=10).items()}
+        )
+    result["seconds"] = round(time.monotonic() - t_start, 1)
     print(json.dumps(result))
 
 
