@@ -195,11 +195,14 @@ async def test_every_output_runs_and_stop_all_reaches_every_unit(
     assert descriptors["cx3.us"]["modality"] == "ultrasound"
 
     def sampled() -> dict[str, dict[str, list[object]]]:
-        return {
-            e.payload["device"]: samples_columns(e.payload)[1]
-            for e in entries(db)
-            if e.kind == "samples"
-        }
+        """Every output's recorded columns, all its samples entries joined in order."""
+        streams: dict[str, dict[str, list[object]]] = {}
+        for e in entries(db):
+            if e.kind == "samples":
+                columns = streams.setdefault(e.payload["device"], {})
+                for key, values in samples_columns(e.payload)[1].items():
+                    columns.setdefault(key, []).extend(values)
+        return streams
 
     await wait_for(lambda: set(sampled()) >= set(OUTPUTS), 10)
     values = sampled()
