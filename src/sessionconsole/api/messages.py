@@ -10,6 +10,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from sessionconsole.api.guide_messages import (
+    GuideAdjustCommand,
+    GuidePauseCommand,
+    GuideResumeCommand,
+    GuideSkipCommand,
+    GuideSnapshot,
+    GuideStartCommand,
+)
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import ChannelSetup
 
@@ -130,7 +138,13 @@ Command = Annotated[
     | ClearLockoutCommand
     | LogTechniqueCommand
     | PainScoreCommand
-    | NoteCommand,
+    | NoteCommand
+    # guided sessions (api/guide_messages.py)
+    | GuideStartCommand
+    | GuidePauseCommand
+    | GuideResumeCommand
+    | GuideSkipCommand
+    | GuideAdjustCommand,
     Field(discriminator="type"),
 ]
 
@@ -251,6 +265,7 @@ class Snapshot(_Msg):
     alarms: list[AlarmSnapshot]
     techniques: list[TechniqueSnapshot]
     loop: LoopStats
+    guide: GuideSnapshot | None = None  # the guided session, when the session follows a plan
 
 
 class ErrorMessage(_Msg):
