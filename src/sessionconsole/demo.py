@@ -37,9 +37,16 @@ DEMO_PROFILES = {"us1": "us1-tcp.toml", "es2": "es2-serial.toml", "cx3": "cx3-mq
 
 
 def spawn_controller(
-    room: Path, db: Path, socket_path: Path, log: IO[bytes], therapist: str, patient: str
+    room: Path,
+    db: Path,
+    socket_path: Path,
+    log: IO[bytes],
+    therapist: str,
+    patient: str,
+    plan: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """`sessionconsole controller` as a child that dies with us and ignores our terminal's ^C."""
+    """`sessionconsole controller` as a child that dies with us and ignores our terminal's ^C;
+    with `plan`, the session is guided by it."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -48,6 +55,7 @@ def spawn_controller(
             "controller",
             *("--room", str(room), "--db", str(db), "--socket", str(socket_path)),
             *("--therapist", therapist, "--patient", patient),
+            *(() if plan is None else ("--plan", str(plan))),
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -89,10 +97,15 @@ class DemoStack:
     """Broker + simulators + controller for one demo run (or one headless scripted session)."""
 
     def __init__(
-        self, db: str | None = None, operator: str | None = None, patient: str = DEMO_PATIENT
+        self,
+        db: str | None = None,
+        operator: str | None = None,
+        patient: str = DEMO_PATIENT,
+        plan: Path | None = None,
     ) -> None:
         self.operator = operator or demo_operator()
         self.patient = patient
+        self.plan = plan  # a treatment plan the session follows (guided session)
         self.workdir = Path(tempfile.mkdtemp(prefix="sessionconsole-demo-"))
         self.db = Path(db) if db else self.workdir / "demo-sessions.db"
         self.socket_path = self.workdir / "api.sock"
@@ -127,6 +140,7 @@ class DemoStack:
                 self.log_path.open("ab"),
                 self.operator,
                 self.patient,
+                self.plan,
             )
             wait_for_socket(self.controller, self.socket_path, self.log_path, CONTROLLER_READY_S)
         except BaseException:

@@ -10,6 +10,14 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
+from sessionconsole.api.guide_messages import (
+    GuideAdjustCommand,
+    GuidePauseCommand,
+    GuideResumeCommand,
+    GuideSkipCommand,
+    GuideSnapshot,
+    GuideStartCommand,
+)
 from sessionconsole.model.session import check_pseudonym
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import ChannelSetup
@@ -173,7 +181,13 @@ Command = Annotated[
     | RangeOfMotionCommand
     | GoalStatusCommand
     | NoteCommand
-    | PatientCommand,
+    | PatientCommand
+    # guided sessions (api/guide_messages.py)
+    | GuideStartCommand
+    | GuidePauseCommand
+    | GuideResumeCommand
+    | GuideSkipCommand
+    | GuideAdjustCommand,
     Field(discriminator="type"),
 ]
 
@@ -295,6 +309,7 @@ class Snapshot(_Msg):
     alarms: list[AlarmSnapshot]
     techniques: list[TechniqueSnapshot]
     loop: LoopStats
+    guide: GuideSnapshot | None = None  # the guided session, when the session follows a plan
 
 
 class ErrorMessage(_Msg):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sessionconsole import __version__
+from sessionconsole.api.guide_messages import GUIDE_COMMANDS, GuideCommand
 from sessionconsole.api.messages import (
     AcknowledgeCommand,
     AlarmSnapshot,
@@ -46,6 +47,7 @@ from sessionconsole.api.messages import (
     TechniqueSnapshot,
     UltrasoundSnapshot,
 )
+from sessionconsole.core.guided import GuidedSession, Intent, guided_session
 from sessionconsole.core.peers import PeerPolicy, group_id
 from sessionconsole.core.server import ApiServer, ClientSession
 from sessionconsole.core.ticker import Ticker
@@ -59,6 +61,7 @@ from sessionconsole.model.stimulation import ChannelSetup
 from sessionconsole.model.telemetry import OutputReading, UltrasoundReading
 from sessionconsole.model.validation import AnyProfile
 from sessionconsole.model.vocabulary import Vocabulary
+from sessionconsole.plans.guide import GuideRefused
 from sessionconsole.record.recorder import DEFAULT_FLUSH_INTERVAL_S, Recorder
 from sessionconsole.record.sample_columns import SampleBatch
 from sessionconsole.record.signing import RecordKey
@@ -160,6 +163,12 @@ class Controller:
         self._stopping = False
         self._running: dict[str, bool] = {}  # per output: running in the last reading
         self._attended: dict[str, bool] = {}  # per output: the newest start's attended mark
+        # Guided session (core/guided.py): the plan's steps, when the session follows a plan.
+        self.guided: GuidedSession | None = None
+        if config.plan is not None:
+            self.guided = guided_session(
+                config.plan, config.profiles, config.clinical, config.vocabulary
+            )
 
     # ---- lifecycle ----
 
@@ -232,6 +241,10 @@ class Controller:
         for driver in self.drivers.values():
             await driver.close()
         if self.session_id:
+            if self.guided is not None:
+                self._record_later(
+                    "guide", {"action": "session_end", **self.guided.summary(self.clock())}
+                )
             self._record_later(
                 "shutdown",
                 {
@@ -292,6 +305,13 @@ class Controller:
             return
         if isinstance(command, LogTechniqueCommand):
             self._log_technique(pending, command)
+            return
+        if isinstance(command, GUIDE_COMMANDS) and self.guided is None:
+            why = "this session follows no plan (start the controller with --plan)"
+            payload = {**command.model_dump(), "operator": pending.operator}
+            payload.update(rule_id="NO_PLAN", reason=why)
+            reply = Reply(id=request.id, ok=False, error=why, rule_id="NO_PLAN")
+            self._reply_when_recorded(pending, "refusal", payload, reply)
             return
         if isinstance(command, PatientCommand):
             self._set_patient(pending, command.pseudonym)
@@ -397,7 +417,13 @@ class Controller:
 
     def _tick(self, now: float) -> None:
         commands: list[k.Command] = []
+        for_guide: list[_Pending] = []
         for pending in self._incoming:
+            if self.guided is not None and isinstance(
+                pending.command, (*GUIDE_COMMANDS, ConfigureCommand)
+            ):
+                for_guide.append(pending)
+                continue
             rid, self._next_rid = self._next_rid, self._next_rid + 1
             command = self._to_kernel(rid, pending)
             if command is None:
@@ -416,18 +442,26 @@ class Controller:
         for unit in self.units.values():
             readings.update(unit.readings())
         silence = now - self._last_client_heard
-        inputs = k.Inputs(
-            readings,
-            tuple(commands),
-            client_silence_s=silence,
-            # Not yet: LOOP_OVERRUN(_STOP) are in the kernel and tested, but on the shared 2-core
-            # CI machine ticks > 5 periods late happen in bursts and stop every output, which
-            # breaks the process-level tests. Pass `self.ticker.last_lateness_s` here once the
-            # loop meets its lateness goals under load (issue #5 performance).
-            lateness_s=None,
-        )
-        self.state, actions = kernel.step(self.state, inputs, now)
+
+        def inputs(cmds: list[k.Command]) -> k.Inputs:
+            return k.Inputs(
+                readings,
+                tuple(cmds),
+                client_silence_s=silence,
+                # Not yet: LOOP_OVERRUN(_STOP) are in the kernel and tested, but on the shared
+                # 2-core CI machine ticks > 5 periods late happen in bursts and stop every
+                # output, which breaks the process-level tests. Pass
+                # `self.ticker.last_lateness_s` here once the loop meets its lateness goals
+                # under load (issue #5 performance).
+                lateness_s=None,
+            )
+
+        if self.guided is not None:
+            commands = self._guide_tick(self.guided, for_guide, commands, inputs, now)
+        self.state, actions = kernel.step(self.state, inputs(commands), now)
         self._dispatch(actions)
+        if self.guided is not None:
+            self._guide_after(self.guided, actions, readings, now)
         self._record_output_edges(readings)
         self._sample(readings)
         if now - self._samples_handed_at >= DEFAULT_FLUSH_INTERVAL_S:
@@ -502,6 +536,115 @@ class Controller:
                 rule_id=refusal.rule_id,
             )
             self._reply_when_recorded(pending, "refusal", payload, reply)
+
+    # ---- guided sessions (core/guided.py decides; the kernel judges every command) ----
+
+    def _new_rid(self) -> int:
+        rid, self._next_rid = self._next_rid, self._next_rid + 1
+        return rid
+
+    def _guide_tick(
+        self,
+        guided: GuidedSession,
+        requests: list[_Pending],
+        commands: list[k.Command],
+        inputs: Callable[[list[k.Command]], k.Inputs],
+        now: float,
+    ) -> list[k.Command]:
+        """End a step whose time is up, then turn guide requests into kernel commands. Each
+        request's commands are first tried on the (pure) kernel with everything before them:
+        one refusal refuses the whole request and nothing of it is sent."""
+        ended = guided.time_up(now, self._new_rid)
+        if ended is not None:
+            commands = [*commands, *ended.commands]
+            self._guide_commit(guided, ended, now, None)
+        sent = {o: d.settings for o, d in self.state.devices.items()}
+        for pending in requests:
+            command = pending.command
+            try:
+                if isinstance(command, ConfigureCommand):
+                    intent = guided.configure_as_adjust(
+                        command, now, pending.operator, self._new_rid
+                    )
+                    if intent is None:  # not an output of the current step: the kernel's alone
+                        rid = self._new_rid()
+                        self._awaiting[rid] = pending
+                        commands = [*commands, k.Configure(rid, command.device, command.settings)]
+                        continue
+                else:
+                    assert isinstance(command, GUIDE_COMMANDS)
+                    guide_command: GuideCommand = command
+                    intent = guided.prepare(
+                        guide_command, now, pending.operator, self._new_rid, sent
+                    )
+            except GuideRefused as exc:
+                self._guide_refuse(pending, exc.rule_id, str(exc))
+                continue
+            if intent.commands:
+                _, trial = kernel.step(self.state, inputs([*commands, *intent.commands]), now)
+                rids = {c.request_id for c in intent.commands if hasattr(c, "request_id")}
+                refused = [a for a in trial if isinstance(a, k.Refused) and a.request_id in rids]
+                if refused:
+                    self._guide_refuse(pending, refused[0].rule_id, refused[0].reason)
+                    continue
+                commands = [*commands, *intent.commands]
+            self._guide_commit(guided, intent, now, pending)
+        return commands
+
+    def _guide_after(
+        self,
+        guided: GuidedSession,
+        actions: list[k.Action],
+        readings: dict[str, k.Reading | None],
+        now: float,
+    ) -> None:
+        """A stop, trip or STOP ALL of a running step's output, or the output turning off by
+        itself, pauses the guide; it never restarts anything."""
+        stops = {a.device: a.reason for a in actions if isinstance(a, k.SendStop)}
+        paused = guided.stopped(stops, now)
+        if paused is not None:
+            self._guide_commit(guided, paused, now, None)
+        running = {o: bool(r is not None and r.running) for o, r in readings.items()}
+        paused = guided.readings(running, now)
+        if paused is not None:
+            self._guide_commit(guided, paused, now, None)
+
+    def _guide_commit(
+        self, guided: GuidedSession, intent: Intent, now: float, pending: _Pending | None
+    ) -> None:
+        """Make the intent the guide's state; record its deviations and its `guide` entry
+        (naming who asked; `console` for the timer and stops); reply once recorded."""
+        for deviation in guided.commit(intent):
+            self._record_later(
+                "deviation",
+                {
+                    "step": deviation.step,
+                    "kind": deviation.kind,
+                    "operator": deviation.operator,
+                    "reason": deviation.reason,
+                    "detail": dict(deviation.detail),
+                },
+            )
+        self._attended.update(intent.attended)
+        payload = guided.entry(intent, now)
+        if pending is None:
+            self._record_later("guide", {**payload, "operator": "console"})
+            return
+        payload.update(operator=pending.operator, client=pending.client.name)
+        reply = Reply(id=pending.client_request_id, ok=True)
+        self._reply_when_recorded(pending, "guide", payload, reply)
+
+    def _guide_refuse(self, pending: _Pending, rule_id: str, reason: str) -> None:
+        """A refused guide request: a durable `refusal` entry, then the reply with the rule."""
+        payload = {
+            "operator": pending.operator,
+            "client": pending.client.name,
+            "command": pending.command.model_dump(mode="json"),
+            "rule_id": rule_id,
+            "reason": reason,
+        }
+        reply = Reply(id=pending.client_request_id, ok=False, error=reason, rule_id=rule_id)
+        self._reply_when_recorded(pending, "refusal", payload, reply)
 
     # ---- recording ----
 
@@ -621,6 +764,7 @@ class Controller:
             alarms=alarms,
             techniques=list(self._techniques.values()),
             loop=self._loop_stats,
+            guide=None if self.guided is None else self.guided.snapshot(now),
         )
 
     def _output_snapshot(

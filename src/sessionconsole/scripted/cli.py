@@ -55,7 +55,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     run.add_argument("--db", required=True, metavar="PATH", help="session database (SQLite)")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     run.add_argument("--operator", default=os.environ.get("USER", "script"))
-    run.add_argument("--patient", default=DEFAULT_PATIENT, metavar="PSEUDONYM")
+    run.add_argument(
+        "--patient",
+        default=None,
+        metavar="PSEUDONYM",
+        help=f"default: the plan's, else {DEFAULT_PATIENT}",
+    )
+    run.add_argument(
+        "--plan", default=None, metavar="FILE", help="a treatment plan: the session is guided by it"
+    )
     run.set_defaults(func=cmd_run)
     schema = commands.add_parser("schema", help="print the JSON schema of the --json summary")
     schema.set_defaults(func=cmd_schema)
@@ -77,7 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         units = RoomUnits.of(room, profiles)
         if args.demo:  # the demo's test ports are known once it runs; plan with stand-ins
             units = RoomUnits(units.outputs, dict.fromkeys(units.outputs, "demo"))
-        make_plan(script_path, script, units, _vocabulary())
+        _patient_of_plan(args)
+        make_plan(script_path, script, units, _vocabulary(), args.plan is not None)
     except (ScriptError, InvalidInput) as exc:
         return _report(args, error_summary(script_path, "invalid_input", str(exc)))
 
@@ -97,19 +106,23 @@ def _run(args: argparse.Namespace, script_path: Path, script: Script, room: Path
     """Start the stack (demo) or a controller (room), run, end the session, summarise."""
     db = Path(args.db).resolve()
     if room is None:
-        with DemoStack(db=str(db), operator=args.operator, patient=args.patient) as stack:
+        treatment = None if args.plan is None else Path(args.plan).resolve()
+        with DemoStack(
+            db=str(db), operator=args.operator, patient=args.patient, plan=treatment
+        ) as stack:
             try:
-                plan = _plan_on(stack.room_path, script_path, script)
+                plan = _plan_on(stack.room_path, script_path, script, args.plan is not None)
             except (ScriptError, InvalidInput) as exc:
                 why = "; ".join(f"{u} left out: {w}" for u, w in stack.left_out.items())
                 raise ConsoleUnavailable(f"{exc} ({why or 'demo room'})") from exc
             result = _execute(str(stack.socket_path), plan, args.operator, stack.close)
     else:
-        plan = _plan_on(room, script_path, script)
+        plan = _plan_on(room, script_path, script, args.plan is not None)
         workdir = Path(tempfile.mkdtemp(prefix="sessionconsole-script-"))
         socket_path, log_path = workdir / "api.sock", workdir / "controller.log"
+        treatment = None if args.plan is None else Path(args.plan).resolve()
         controller = spawn_controller(
-            room, db, socket_path, log_path.open("ab"), args.operator, args.patient
+            room, db, socket_path, log_path.open("ab"), args.operator, args.patient, treatment
         )
         try:
             try:
@@ -134,9 +147,31 @@ def _execute(socket_path: str, plan: Plan, operator: str, end: object) -> RunRes
             end()
 
 
-def _plan_on(room_path: Path, script_path: Path, script: Script) -> Plan:
+def _plan_on(room_path: Path, script_path: Path, script: Script, has_plan: bool) -> Plan:
     room, profiles = load_room_checked(room_path)
-    return make_plan(script_path, script, RoomUnits.of(room, profiles), _vocabulary())
+    units = RoomUnits.of(room, profiles)
+    return make_plan(script_path, script, units, _vocabulary(), has_plan)
+
+
+def _patient_of_plan(args: argparse.Namespace) -> None:
+    """Read `--plan` (InvalidInput when it cannot be used); the patient defaults to the plan's
+    pseudonym, else SCRIPT-0001; a plan for another patient is refused."""
+    if args.plan is None:
+        args.patient = args.patient or DEFAULT_PATIENT
+        return
+    from sessionconsole.model.plan import load_plan
+
+    try:
+        plan = load_plan(Path(args.plan))
+    except OSError as exc:
+        raise InvalidInput(f"{args.plan}: cannot read: {exc.strerror or exc}") from exc
+    except ValidationError as exc:
+        raise InvalidInput(_first(Path(args.plan), exc)) from exc
+    except ValueError as exc:
+        raise InvalidInput(f"{args.plan}: not valid TOML: {exc}") from exc
+    if args.patient is not None and args.patient != plan.pseudonym:
+        raise InvalidInput(f"{args.plan}: the plan is for {plan.pseudonym}, not {args.patient}")
+    args.patient = plan.pseudonym
 
 
 def _vocabulary() -> Vocabulary:

@@ -13,6 +13,13 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from sessionconsole.api.guide_messages import (
+    GuideAdjustCommand,
+    GuidePauseCommand,
+    GuideResumeCommand,
+    GuideSkipCommand,
+    GuideStartCommand,
+)
 from sessionconsole.api.messages import (
     AcknowledgeCommand,
     Command,
@@ -132,8 +139,11 @@ class Plan:
 
 
 class _Planner:
-    def __init__(self, path: Path, units: RoomUnits, vocabulary: Vocabulary) -> None:
+    def __init__(
+        self, path: Path, units: RoomUnits, vocabulary: Vocabulary, has_plan: bool = False
+    ) -> None:
         self.path, self.units, self.vocabulary = path, units, vocabulary
+        self.has_plan = has_plan
         self.plan = Plan()
         self.settings: dict[str, UltrasoundSettings | ChannelSetup] = {}
         self.attended: dict[str, bool] = {}
@@ -232,7 +242,13 @@ class _Planner:
                         "device", f"unit {step.device!r} has no sim_control in the room"
                     )
                 self.push(Sim(self.number, step.device, control, step.request))
+            case s.GuideStep():
+                if not self.has_plan:
+                    raise self.error("do", "a guide step needs a plan: run with --plan FILE")
+                self.push(Send(self.number, "guide", (_guide_command(step),)))
             case s.ExpectStep():
+                if step.current_step is not None and not self.has_plan:
+                    raise self.error("current_step", "needs a plan: run with --plan FILE")
                 ref = step.output_off or step.output_on
                 fld = "output_off" if step.output_off else "output_on"
                 targets = tuple(self.output_ref(ref, fld)) if ref else ()
@@ -326,13 +342,49 @@ class _Planner:
         return RangeOfMotionCommand(**fields)
 
 
+def _guide_command(
+    step: s.GuideStep,
+) -> (
+    GuideStartCommand
+    | GuidePauseCommand
+    | GuideResumeCommand
+    | GuideSkipCommand
+    | GuideAdjustCommand
+):
+    """The API command of a guide step."""
+    match step.action:
+        case "start":
+            return GuideStartCommand(attended=step.attended)
+        case "resume":
+            return GuideResumeCommand(attended=step.attended)
+        case "pause":
+            return GuidePauseCommand(reason=step.reason)
+        case "skip":
+            return GuideSkipCommand(reason=step.reason)
+    return GuideAdjustCommand(
+        step=step.step,
+        duration_s=step.duration_s,
+        ultrasound=step.ultrasound,
+        stimulation=step.stimulation,
+        amplitude_ma=step.amplitude_ma,
+        reason=step.reason,
+    )
+
+
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def make_plan(path: Path, script: s.Script, units: RoomUnits, vocabulary: Vocabulary) -> Plan:
-    """Check every step against the room and vocabulary; raises ScriptError (exit 2)."""
-    planner = _Planner(path, units, vocabulary)
+def make_plan(
+    path: Path,
+    script: s.Script,
+    units: RoomUnits,
+    vocabulary: Vocabulary,
+    has_plan: bool = False,
+) -> Plan:
+    """Check every step against the room and vocabulary (guide steps need a treatment plan,
+    `has_plan`); raises ScriptError (exit 2)."""
+    planner = _Planner(path, units, vocabulary, has_plan)
     for step in script.step:
         planner.add(step)
     return planner.plan

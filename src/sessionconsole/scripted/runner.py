@@ -80,6 +80,13 @@ async def sim_request(control: str, request: dict[str, Any]) -> dict[str, Any]:
         writer.close()
 
 
+def _current_step(snap: Snapshot) -> int | None:
+    """The guide's current step (0 once the plan is finished; None without a plan)."""
+    if snap.guide is None:
+        return None
+    return snap.guide.current or 0
+
+
 class ScriptRunner:
     """One script run over one API connection."""
 
@@ -223,6 +230,8 @@ class ScriptRunner:
                 new = [f"{a.rule_id} on {a.device}" for a in snap.alarms if a.id not in baseline]
                 if new:
                     return self._failure(planned, f"raised: {', '.join(new)}")
+            if e.current_step is not None and _current_step(snap) == e.current_step:
+                return None
             wanted_on = e.output_on is not None
             if planned.outputs and all(
                 by_output[o].output_active == wanted_on for o in planned.outputs
@@ -236,6 +245,8 @@ class ScriptRunner:
         if e.alarm is not None:
             seen = sorted({a.rule_id for a in snap.alarms})
             return self._failure(planned, f"alarms raised: {seen or 'none'}")
+        if e.current_step is not None:
+            return self._failure(planned, f"current step {_current_step(snap)}")
         states = ", ".join(
             f"{o} {by_output[o].state} output_active={by_output[o].output_active}"
             for o in planned.outputs

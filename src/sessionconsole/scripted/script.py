@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sessionconsole.api.messages import GoalStatus, Pressure, Side
+from sessionconsole.model.plan import StimulationValues, UltrasoundValues
 from sessionconsole.model.stimulation import StimMode
 from sessionconsole.model.vocabulary import MAX_ROM_DEG, RomSide
 
@@ -202,6 +203,31 @@ class SimStep(_Strict):
     request: dict[str, Any] = Field(min_length=1)
 
 
+class GuideStep(_Strict):
+    """A guided-session request (the run needs `--plan`): start, pause, resume, skip, adjust."""
+
+    do: Literal["guide"]
+    action: Literal["start", "pause", "resume", "skip", "adjust"]
+    reason: str = Field(default="", max_length=500)
+    attended: bool = False
+    step: int | None = Field(default=None, ge=1)
+    duration_s: int | None = Field(default=None, ge=1, le=3600)
+    ultrasound: UltrasoundValues | None = None
+    stimulation: StimulationValues | None = None
+    amplitude_ma: float | None = Field(default=None, ge=0.0, le=100.0)
+
+    @model_validator(mode="after")
+    def _reason_and_change(self) -> GuideStep:
+        if self.action in ("skip", "adjust") and not self.reason.strip():
+            raise ValueError(f"{self.action} needs a reason (it is recorded as a deviation)")
+        changes = (self.step, self.duration_s, self.ultrasound, self.stimulation, self.amplitude_ma)
+        if self.action == "adjust" and all(v is None for v in changes[1:]):
+            raise ValueError("adjust needs duration_s, ultrasound, stimulation or amplitude_ma")
+        if self.action != "adjust" and any(v is not None for v in changes):
+            raise ValueError(f"{self.action} takes no step or settings (only adjust does)")
+        return self
+
+
 class ExpectStep(_Strict):
     """One condition that must hold within `within_s`; the script ends at once if it does not."""
 
@@ -212,6 +238,7 @@ class ExpectStep(_Strict):
     output_on: str | None = Field(default=None, min_length=1)
     refused: Literal[True] | None = None
     no_alarm: Literal[True] | None = None
+    current_step: int | None = Field(default=None, ge=0, description="0: the plan finished")
 
     @model_validator(mode="after")
     def _one_condition(self) -> ExpectStep:
@@ -228,7 +255,7 @@ class ExpectStep(_Strict):
         return f"{name} = {'true' if value is True else repr(value)}"
 
 
-CONDITIONS = ("alarm", "output_off", "output_on", "refused", "no_alarm")
+CONDITIONS = ("alarm", "output_off", "output_on", "refused", "no_alarm", "current_step")
 
 Step = Annotated[
     ConfigureStep
@@ -244,6 +271,7 @@ Step = Annotated[
     | GoalStep
     | NoteStep
     | SimStep
+    | GuideStep
     | ExpectStep,
     Field(discriminator="do"),
 ]
@@ -289,6 +317,6 @@ def script_error(
 
 _TAGS = frozenset(
     {"configure", "set", "start", "stop", "stop_all", "wait", "technique"}
-    | {"acknowledge", "pain", "rom", "goal", "note", "sim", "expect"}
+    | {"acknowledge", "pain", "rom", "goal", "note", "sim", "expect", "guide"}
 )
 _NO_INPUT = frozenset({"missing", "extra_forbidden", "value_error", "union_tag_not_found"})

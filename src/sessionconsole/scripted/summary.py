@@ -62,6 +62,15 @@ class OutputOut(_Out):
     dose_j_cm2: float | None = Field(default=None, description="energy_j / treated_area_cm2")
 
 
+class DeviationOut(_Out):
+    """A departure from the treatment plan in a guided session, from the record."""
+
+    step: int
+    kind: str = Field(description="skipped, shortened or settings_changed")
+    operator: str
+    reason: str
+
+
 class FailedOut(_Out):
     """The expectation that did not hold."""
 
@@ -87,6 +96,7 @@ class Summary(_Out):
     refused: list[RefusalOut] = Field(default_factory=list)
     outputs: dict[str, OutputOut] = Field(default_factory=dict)
     failed_expectation: FailedOut | None = None
+    deviations: list[DeviationOut] = Field(default_factory=list, description="guided (--plan)")
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -126,6 +136,11 @@ def build_summary(
         refused=[RefusalOut(**r.__dict__) for r in run.refused],
         outputs=_outputs(entries, end_ns, run.energy_j, treated_area_cm2),
         failed_expectation=failed,
+        deviations=[
+            DeviationOut(**{k: e.payload[k] for k in ("step", "kind", "operator", "reason")})
+            for e in entries
+            if e.kind == "deviation"
+        ],
         warnings=warnings,
     )
 

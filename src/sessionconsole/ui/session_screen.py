@@ -28,6 +28,7 @@ from textual.widgets import (
 from sessionconsole.api.messages import AcknowledgeCommand, OutputSnapshot, Snapshot
 from sessionconsole.model.vocabulary import Vocabulary
 from sessionconsole.ui.alarm_sound import SoundState
+from sessionconsole.ui.guide_strip import GuideStrip
 from sessionconsole.ui.history import ValueHistory
 from sessionconsole.ui.messages import AudioPause, SendCommand, stop_all
 from sessionconsole.ui.output_panel import OutputPanel
@@ -57,6 +58,10 @@ class SessionScreen(Screen[None]):
         Binding("l", "alarm_list", "Alarm list"),
         Binding("s", "start", "Start output", show=False),  # shown on the buttons
         Binding("x", "stop_device", "Stop output", show=False),
+        # Guided session keys: shown on the guide strip (ui/guide_strip.py), not in the footer.
+        Binding("g", "guide_go", "Start/resume step", show=False),
+        Binding("h", "guide_hold", "Pause step", show=False),
+        Binding("k", "guide_skip", "Skip step", show=False),
     ]
 
     def __init__(self, vocabulary: Vocabulary) -> None:
@@ -72,6 +77,7 @@ class SessionScreen(Screen[None]):
         self._waiting = Static("waiting for the controller…", id="waiting")
         self._message = Static("", id="message")
         self.form = SettingsForm()
+        self.guide_strip = GuideStrip()
         self._banner_text = Text("No active alarms")
         self._priority = "none"
 
@@ -80,6 +86,7 @@ class SessionScreen(Screen[None]):
         yield self._connection
         yield self._banner
         yield Button("STOP ALL   (F12 or space)", id="stop-all", classes="stop-all")
+        yield self.guide_strip
         with Horizontal(id="body"):
             with self._outputs:
                 yield self._waiting
@@ -100,6 +107,7 @@ class SessionScreen(Screen[None]):
         self._banner.update(self._banner_text)
         self._banner.set_classes(self._priority)
         self.form.set_outputs(snapshot.devices)
+        self.guide_strip.show_guide(snapshot.guide)
         for output in snapshot.devices:
             self.history.add(output, now_s)
             panel = self.panels.get(output.device)
@@ -158,6 +166,15 @@ class SessionScreen(Screen[None]):
 
     def action_stop_device(self) -> None:
         self.form.stop()
+
+    def action_guide_go(self) -> None:
+        self.guide_strip.go()
+
+    def action_guide_hold(self) -> None:
+        self.guide_strip.hold()
+
+    def action_guide_skip(self) -> None:
+        self.guide_strip.skip()
 
     @on(Button.Pressed, "#stop-all")
     def _stop_all_pressed(self) -> None:
