@@ -178,3 +178,33 @@ def test_without_mosquitto_the_demo_runs_the_cx3_on_the_embedded_broker(
         helpers = stack.pids()
     assert {"cx3.us", "cx3.stim"} <= live, live
     assert wait_until(lambda: not any(alive(p) for p in helpers), 10), helpers
+
+
+def test_a_closed_terminal_ends_the_demo_its_units_and_the_session(
+    tmux: str, tmp_path: Path
+) -> None:
+    """tmux kill-session = the terminal window closed: SIGHUP, and no terminal to draw on."""
+    db = tmp_path / "demo.db"
+    exe = Path(sys.executable).parent / "sessionconsole"
+    pid_file = tmp_path / "pid"
+    command = f"echo $$ > {pid_file}; exec {exe} demo --db {db} --operator tester"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", tmux, "-x", "100", "-y", "30", command], check=True
+    )
+    try:
+        assert wait_until(lambda: "To session ^G" in capture(tmux), 15), capture(tmux)
+        subprocess.run(["tmux", "send-keys", "-t", tmux, "Escape"], check=True)
+        assert wait_until(lambda: "telemetry" in capture(tmux), 15), capture(tmux)
+        demo_pid = int(pid_file.read_text())
+        helpers = children_of(demo_pid)
+        assert len(helpers) >= 5, helpers
+        time.sleep(3)  # running a while, as a person would, before the window is closed
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", tmux], capture_output=True, check=False)
+    # The UI may wedge on a terminal that is gone; the last resort ends it within seconds.
+    assert wait_until(lambda: not alive(demo_pid), 30), "the demo outlived its terminal"
+    assert wait_until(lambda: not any(alive(p) for p in helpers), 15), helpers
+    listing = subprocess.run(
+        [str(exe), "records", "list", "--db", str(db)], capture_output=True, text=True
+    ).stdout
+    assert "completed" in listing, listing  # the controller stopped the outputs and ended it

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from sessionconsole import __version__
@@ -66,9 +69,36 @@ def _cmd_controller(args: argparse.Namespace) -> int:
     return 0
 
 
+HANGUP_GRACE_S = 5.0
+
+
+def _leave_on_hangup(cleanup: Callable[[], object] | None = None) -> None:
+    """SIGHUP (the terminal closed) and SIGTERM leave through the normal path (SystemExit,
+    which unwinds every `with`); if that has not ended the process within HANGUP_GRACE_S,
+    `cleanup` runs and the process exits anyway. Textual's input thread can spin on a
+    terminal that is gone, and the exit then waits for it forever (seen after tmux
+    kill-session: the demo's controller and units kept running)."""
+
+    def hang_up(signum: int, _frame: object) -> None:
+        def last_resort() -> None:
+            if cleanup is not None:
+                with contextlib.suppress(Exception):
+                    cleanup()
+            os._exit(128 + signum)
+
+        timer = threading.Timer(HANGUP_GRACE_S, last_resort)
+        timer.daemon = True
+        timer.start()
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGHUP, hang_up)
+    signal.signal(signal.SIGTERM, hang_up)
+
+
 def _cmd_tui(args: argparse.Namespace) -> int:
     from sessionconsole.ui.app import run_tui
 
+    _leave_on_hangup()
     return run_tui(args.socket, operator=args.operator, db=args.db)
 
 
@@ -76,14 +106,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from sessionconsole.demo import DemoStack
     from sessionconsole.ui.app import run_tui
 
-    def hang_up(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwinds through the `with`, which stops everything
-
     # A closed terminal (SIGHUP) or a kill (SIGTERM) must not leave the stack running.
-    signal.signal(signal.SIGHUP, hang_up)
-    signal.signal(signal.SIGTERM, hang_up)
+    _leave_on_hangup()
     # cli.py is the composition root: the only place that starts the UI.
     with DemoStack(db=args.db, operator=args.operator) as stack:
+        _leave_on_hangup(stack.close)  # from here on the last resort stops the stack too
         for unit, why in stack.left_out.items():
             print(f"demo: {unit} left out: {why}", file=sys.stderr)
         print(
