@@ -60,9 +60,18 @@ def tmux(tmp_path: Path) -> str:
     return f"sc-demo-{os.getpid()}-{tmp_path.name}"
 
 
+def tmux_on(session: str) -> list[str]:
+    """tmux with a server of the test's own (-L): a shared server would start the demo with
+    the environment of whichever test started it (another test's record key, say)."""
+    return ["tmux", "-L", session]
+
+
 def capture(session: str) -> str:
     return subprocess.run(
-        ["tmux", "capture-pane", "-t", session, "-p"], capture_output=True, text=True, check=False
+        [*tmux_on(session), "capture-pane", "-t", session, "-p"],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
 
 
@@ -73,9 +82,8 @@ def test_demo_in_a_terminal_shows_live_values_stops_on_f12_and_quits_clean(
     exe = Path(sys.executable).parent / "sessionconsole"
     pid_file = tmp_path / "pid"
     command = f"echo $$ > {pid_file}; exec {exe} demo --db {db} --operator tester"
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", tmux, "-x", "100", "-y", "30", command], check=True
-    )
+    new_session = ["new-session", "-d", "-s", tmux, "-x", "100", "-y", "30", command]
+    subprocess.run([*tmux_on(tmux), *new_session], check=True)
     try:
 
         def full_screen() -> bool:
@@ -85,19 +93,19 @@ def test_demo_in_a_terminal_shows_live_values_stops_on_f12_and_quits_clean(
         # The demo opens on the Start screen (pseudonym, plan, screening); Esc skips it.
         # (Its pseudonym field is filled in from the controller, which replaces the hint.)
         assert wait_until(lambda: "To session ^G" in capture(tmux), 15), capture(tmux)
-        subprocess.run(["tmux", "send-keys", "-t", tmux, "Escape"], check=True)
+        subprocess.run([*tmux_on(tmux), "send-keys", "-t", tmux, "Escape"], check=True)
         # The first frames may be partly drawn: wait for the whole session screen.
         assert wait_until(full_screen, 15), capture(tmux)
         demo_pid = int(pid_file.read_text())
         helpers = children_of(demo_pid)
         assert len(helpers) >= 5, helpers  # controller, three simulators, mosquitto
-        subprocess.run(["tmux", "send-keys", "-t", tmux, "F12"], check=True)
+        subprocess.run([*tmux_on(tmux), "send-keys", "-t", tmux, "F12"], check=True)
         assert wait_until(lambda: "LOW PRIORITY ALARM" in capture(tmux), 5), capture(tmux)
-        subprocess.run(["tmux", "send-keys", "-t", tmux, "C-q"], check=True)
+        subprocess.run([*tmux_on(tmux), "send-keys", "-t", tmux, "C-q"], check=True)
         assert wait_until(lambda: not alive(demo_pid), 15)
         assert wait_until(lambda: not any(alive(p) for p in helpers), 5), helpers
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", tmux], capture_output=True, check=False)
+        subprocess.run([*tmux_on(tmux), "kill-server"], capture_output=True, check=False)
     verify = subprocess.run(
         [str(exe), "records", "verify", "--db", str(db)], capture_output=True, text=True
     )
@@ -188,19 +196,18 @@ def test_a_closed_terminal_ends_the_demo_its_units_and_the_session(
     exe = Path(sys.executable).parent / "sessionconsole"
     pid_file = tmp_path / "pid"
     command = f"echo $$ > {pid_file}; exec {exe} demo --db {db} --operator tester"
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", tmux, "-x", "100", "-y", "30", command], check=True
-    )
+    new_session = ["new-session", "-d", "-s", tmux, "-x", "100", "-y", "30", command]
+    subprocess.run([*tmux_on(tmux), *new_session], check=True)
     try:
         assert wait_until(lambda: "To session ^G" in capture(tmux), 15), capture(tmux)
-        subprocess.run(["tmux", "send-keys", "-t", tmux, "Escape"], check=True)
+        subprocess.run([*tmux_on(tmux), "send-keys", "-t", tmux, "Escape"], check=True)
         assert wait_until(lambda: "telemetry" in capture(tmux), 15), capture(tmux)
         demo_pid = int(pid_file.read_text())
         helpers = children_of(demo_pid)
         assert len(helpers) >= 5, helpers
         time.sleep(3)  # running a while, as a person would, before the window is closed
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", tmux], capture_output=True, check=False)
+        subprocess.run([*tmux_on(tmux), "kill-server"], capture_output=True, check=False)
     # The UI may wedge on a terminal that is gone; the last resort ends it within seconds.
     assert wait_until(lambda: not alive(demo_pid), 30), "the demo outlived its terminal"
     assert wait_until(lambda: not any(alive(p) for p in helpers), 15), helpers
