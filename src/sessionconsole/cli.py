@@ -103,13 +103,23 @@ def _cmd_tui(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from sessionconsole.demo import DemoStack
+    from sessionconsole.demo import DEMO_PATIENT, DemoStack
     from sessionconsole.ui.app import run_tui
 
     # A closed terminal (SIGHUP) or a kill (SIGTERM) must not leave the stack running.
     _leave_on_hangup()
     # cli.py is the composition root: the only place that starts the UI.
-    with DemoStack(db=args.db, operator=args.operator) as stack:
+    plan_path, patient = None, DEMO_PATIENT
+    if args.plan is not None:  # a guided session: the demo's patient is the plan's
+        from sessionconsole.model.plan import load_plan
+
+        plan_path = Path(args.plan)
+        try:
+            patient = load_plan(plan_path).pseudonym
+        except (OSError, ValueError) as exc:
+            print(f"sessionconsole demo: {args.plan}: {exc}", file=sys.stderr)
+            return 2
+    with DemoStack(db=args.db, operator=args.operator, patient=patient, plan=plan_path) as stack:
         _leave_on_hangup(stack.close)  # from here on the last resort stops the stack too
         for unit, why in stack.left_out.items():
             print(f"demo: {unit} left out: {why}", file=sys.stderr)
@@ -201,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--db", default=None, help="session database (default: a temporary file)")
     demo.add_argument("--operator", default=os.environ.get("USER", "therapist"))
+    demo.add_argument(
+        "--plan", default=None, help="run this treatment plan as a guided session (its patient)"
+    )
     demo.set_defaults(func=_cmd_demo)
 
     profiles = sub.add_parser("profiles", help="device profiles").add_subparsers(
