@@ -97,6 +97,12 @@ def us1_state(sim: SimProcess) -> str:
     return str(sim.request({"op": "state"})["state"])
 
 
+def console_sees_us1_off(client: ControllerClient) -> bool:
+    """The controller's newest reading of us1 shows no output (the kernel judges by it)."""
+    snap = client.latest
+    return snap is not None and not any(d.output_active for d in snap.devices if d.device == "us1")
+
+
 def us1_off(sim: SimProcess) -> bool:
     """No output from the unit (stopped, or its own timer done)."""
     return not sim.request({"op": "state"})["physics"]["output_active"]
@@ -145,6 +151,7 @@ async def test_a_plan_runs_step_by_step_and_every_deviation_names_who(
     at_3 = await wait_for(lambda: (g := guide_of(client)) and g.current == 3 and g, timeout_s=10)
     assert at_3.steps[1].state == "done"
     await wait_for(lambda: us1_off(sim), timeout_s=5)
+    await wait_for(lambda: console_sees_us1_off(client), timeout_s=5)  # its reading too
 
     # Step 3: STOP ALL pauses the guide; nothing restarts; resume waits for the acknowledgement.
     assert (await client.send(GuideStartCommand())).ok
@@ -152,6 +159,7 @@ async def test_a_plan_runs_step_by_step_and_every_deviation_names_who(
     assert (await client.send(StopAllCommand())).ok
     await wait_for(lambda: (g := guide_of(client)) and g.paused, timeout_s=5)
     await wait_for(lambda: us1_off(sim), timeout_s=5)
+    await wait_for(lambda: console_sees_us1_off(client), timeout_s=5)  # its reading too
     held = await client.send(GuideResumeCommand())
     assert not held.ok and held.rule_id == "OPERATOR_STOP"
     assert (await client.send(AcknowledgeCommand())).ok
@@ -168,6 +176,7 @@ async def test_a_plan_runs_step_by_step_and_every_deviation_names_who(
     assert [s.state for s in done.steps] == ["done", "done", "shortened"]
     assert done.deviations == 2
     await wait_for(lambda: us1_off(sim), timeout_s=5)
+    await wait_for(lambda: console_sees_us1_off(client), timeout_s=5)  # its reading too
 
     record = entries(db)
     deviations = [e.payload for e in record if e.kind == "deviation"]

@@ -101,6 +101,11 @@ def test_a_plan_built_from_presets_runs_guided_twice_and_shows_as_progress(
         e.payload for e in record if e.kind == "guide" and e.payload["action"] == "session_end"
     ]
     assert [[s["state"] for s in end["steps"]] for end in guided_ends] == [["done", "done"]] * 2
+    # The manual step's hands-on time is logged as its technique (what billing reads).
+    techniques = [
+        (e.payload["action"], e.payload["notes"]) for e in record if e.kind == "technique"
+    ]
+    assert techniques == [("begin", "plan step 1 (start)"), ("end", "plan step 1 (step_end)")] * 2
     shown = cli("progress", "PT-0088", "--db", str(db), "--format", "json")
     assert shown.returncode == 0, shown.stderr
     sessions = json.loads(shown.stdout)["sessions"]

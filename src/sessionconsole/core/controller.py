@@ -54,7 +54,7 @@ from sessionconsole.core.ticker import Ticker
 from sessionconsole.core.units import Unit, descriptor_keys, make_unit, reading_values
 from sessionconsole.drivers.errors import DriverError
 from sessionconsole.model.limits import ClinicalLimits
-from sessionconsole.model.plan import TreatmentPlan
+from sessionconsole.model.plan import ManualStep, TreatmentPlan
 from sessionconsole.model.session import SessionPeople
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import ChannelSetup
@@ -626,6 +626,7 @@ class Controller:
                 },
             )
         self._attended.update(intent.attended)
+        self._guide_technique(guided, intent, "console" if pending is None else pending.operator)
         payload = guided.entry(intent, now)
         if pending is None:
             self._record_later("guide", {**payload, "operator": "console"})
@@ -633,6 +634,37 @@ class Controller:
         payload.update(operator=pending.operator, client=pending.client.name)
         reply = Reply(id=pending.client_request_id, ok=True)
         self._reply_when_recorded(pending, "guide", payload, reply)
+
+    def _guide_technique(self, guided: GuidedSession, intent: Intent, operator: str) -> None:
+        """A manual step's hands-on time is logged as the technique it names, as if the
+        therapist had logged it: begun on start/resume, ended on pause, skip or time up (so
+        the record, the summary and the bill see it)."""
+        step = guided.steps[intent.step]
+        if not isinstance(step, ManualStep):
+            return
+        key = (step.technique, step.region, step.side)
+        if intent.action in ("start", "resume"):
+            action = "begin"
+            self._techniques[key] = TechniqueSnapshot(
+                technique=step.technique,
+                region=step.region,
+                side=step.side,
+                started_wall=wall_now(),
+            )
+        elif self._techniques.pop(key, None) is not None:
+            action = "end"
+        else:
+            return
+        payload = {
+            "action": action,
+            "technique": step.technique,
+            "region": step.region,
+            "side": step.side,
+            "pressure": None,
+            "notes": f"plan step {intent.step + 1} ({intent.action})",
+            "operator": operator,
+        }
+        self._record_later("technique", payload)
 
     def _guide_refuse(self, pending: _Pending, rule_id: str, reason: str) -> None:
         """A refused guide request: a durable `refusal` entry, then the reply with the rule."""
