@@ -21,6 +21,8 @@ from sessionconsole.api.guide_messages import (
 from sessionconsole.api.messages import (
     AcknowledgeCommand,
     ConfigureCommand,
+    ScreenedCondition,
+    ScreeningCommand,
     StopAllCommand,
 )
 from sessionconsole.model.plan import UltrasoundValues
@@ -124,6 +126,7 @@ async def test_a_plan_runs_step_by_step_and_every_deviation_names_who(
     # Nothing runs by itself, and a pending step cannot be paused.
     refused = await client.send(GuidePauseCommand())
     assert not refused.ok and refused.rule_id == "GUIDE_STATE"
+    assert (await client.send(ScreeningCommand())).ok  # screened: no conditions
 
     # Step 1, manual: the timer only; the guide moves on and waits for the therapist.
     assert (await client.send(GuideStartCommand())).ok
@@ -204,3 +207,42 @@ async def test_guide_commands_without_a_plan_are_refused(client: ControllerClien
     assert not reply.ok and reply.rule_id == "NO_PLAN" and "--plan" in (reply.error or "")
     snap = await client.wait_snapshot()
     assert snap.guide is None
+
+
+async def test_each_step_is_screened_again_blocked_or_waiting_for_its_confirmation(
+    guided: ControllerClient, sim: SimProcess, guided_controller: ControllerProcess
+) -> None:
+    client = guided
+    await wait_for(lambda: guide_of(client))
+    not_screened = await client.send(GuideStartCommand())
+    assert not not_screened.ok and not_screened.rule_id == "NOT_SCREENED"
+    gout = await client.send(ScreeningCommand(conditions=[ScreenedCondition(id="gout")]))
+    assert not gout.ok and gout.rule_id == "SCREENING"
+    assert "unknown condition 'gout'" in (gout.error or "")
+    pregnant = ScreeningCommand(conditions=[ScreenedCondition(id="pregnancy")])
+    assert (await client.send(pregnant)).ok
+    assert (await client.send(GuideStartCommand())).ok  # step 1, manual lumbar: no rule
+    await wait_for(lambda: (g := guide_of(client)) and g.current == 2, timeout_s=10)
+    # Step 2, ultrasound over the lumbar region: blocked for pregnancy, checked at the step.
+    blocked = await client.send(GuideStartCommand())
+    assert not blocked.ok and blocked.rule_id == "CONTRAINDICATED"
+    assert "step 2: ultrasound on lumbar (pregnancy)" in (blocked.error or "")
+    assert us1_off(sim) and us1_state(sim) == "IDLE"
+    implant = ScreenedCondition(id="metal_implant", regions=["lumbar"])
+    assert (await client.send(ScreeningCommand(conditions=[implant]))).ok
+    unconfirmed = await client.send(GuideStartCommand())
+    assert not unconfirmed.ok and unconfirmed.rule_id == "CONFIRM_NEEDED"
+    assert "us_metal_implant" in (unconfirmed.error or "") and us1_off(sim)
+    confirmed = ScreeningCommand(
+        conditions=[implant], confirmed=["us_metal_implant@step 2:ultrasound"]
+    )
+    assert (await client.send(confirmed)).ok
+    assert (await client.send(GuideStartCommand())).ok
+    await wait_for(lambda: us1_state(sim) == "RUNNING", timeout_s=5)
+    record = entries(guided_controller.db)
+    screenings = [e.payload for e in record if e.kind == "screening"]
+    assert [len(p["conditions"]) for p in screenings] == [1, 1, 1]
+    assert screenings[-1]["confirmed"] == ["us_metal_implant@step 2:ultrasound"]
+    assert {p["operator"] for p in screenings} == {"T-07"}
+    refusals = [e.payload["rule_id"] for e in record if e.kind == "refusal"]
+    assert refusals == ["NOT_SCREENED", "SCREENING", "CONTRAINDICATED", "CONFIRM_NEEDED"]

@@ -39,6 +39,10 @@ preset = "us_chronic_1mhz"
 
 SCRIPT = """
 [[step]]
+do = "screening"
+conditions = []
+
+[[step]]
 do = "expect"
 current_step = 1
 
@@ -131,9 +135,9 @@ def test_a_script_runs_a_plan_as_a_guided_session_on_the_demo_units(tmp_path: Pa
     )
     assert run.code == 0 and run.summary is not None, (run.stderr, run.summary)
     s = run.summary
-    assert s["result"] == "passed" and s["steps_run"] == s["steps_total"] == 17
+    assert s["result"] == "passed" and s["steps_run"] == s["steps_total"] == 18
     [refused] = s["refused"]
-    assert (refused["step"], refused["do"], refused["rule_id"]) == (6, "guide", "PLAN_LIMIT")
+    assert (refused["step"], refused["do"], refused["rule_id"]) == (7, "guide", "PLAN_LIMIT")
     assert [(d["step"], d["kind"], d["reason"]) for d in s["deviations"]] == [
         (2, "settings_changed", "tender over the site"),
         (2, "shortened", "patient asked to stop"),

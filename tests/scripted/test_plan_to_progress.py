@@ -20,6 +20,10 @@ STEPS = [
 ]
 VISIT = """
 [[step]]
+do = "screening"
+conditions = []
+
+[[step]]
 do = "pain"
 when = "before"
 score = {before}

@@ -186,6 +186,11 @@ async def test_start_screens_a_plan_confirms_a_rule_and_goes_to_the_session(
         assert "BLOCKED, do not run: step 2, step 3, step 4" in screen_text(the_app)
     [named] = [e.payload for e in entries(controller.db) if e.kind == "patient"]
     assert (named["pseudonym"], named["operator"]) == ("PT-0042", "dana")
+    # The screening went first: the conditions ticked and the rules confirmed, by whom.
+    [screening] = [e.payload for e in entries(controller.db) if e.kind == "screening"]
+    assert [c["id"] for c in screening["conditions"]] == ["pacemaker", "pregnancy"]
+    assert screening["confirmed"] == sorted(f.key for f in confirms)
+    assert screening["operator"] == "dana"
 
 
 async def test_without_the_controller_nothing_shows_confirmed_and_the_screen_stays() -> None:

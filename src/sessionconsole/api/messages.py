@@ -160,6 +160,23 @@ class PatientCommand(_Msg):
     pseudonym: Annotated[str, AfterValidator(check_pseudonym)]
 
 
+class ScreenedCondition(_Msg):
+    """A condition the patient has (an id of config/contraindications.toml), and where."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    regions: list[str] = Field(default_factory=list, max_length=32)  # empty: anywhere
+
+
+class ScreeningCommand(_Msg):
+    """The Start screen's contraindication screening: the patient's conditions and the CONFIRM
+    rules the therapist confirmed (`rule@step N:modality`). A guided step starts only after
+    one, and is checked against it again (BLOCK refuses it; an unconfirmed CONFIRM too)."""
+
+    type: Literal["screening"] = "screening"
+    conditions: list[ScreenedCondition] = Field(default_factory=list, max_length=64)
+    confirmed: list[str] = Field(default_factory=list, max_length=256)
+
+
 class NoteCommand(_Msg):
     """A free-text note for the session record."""
 
@@ -182,6 +199,7 @@ Command = Annotated[
     | GoalStatusCommand
     | NoteCommand
     | PatientCommand
+    | ScreeningCommand
     # guided sessions (api/guide_messages.py)
     | GuideStartCommand
     | GuidePauseCommand

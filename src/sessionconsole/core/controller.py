@@ -14,7 +14,7 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -39,6 +39,7 @@ from sessionconsole.api.messages import (
     RangeOfMotionCommand,
     Reply,
     Request,
+    ScreeningCommand,
     Snapshot,
     StartCommand,
     StimulationSnapshot,
@@ -53,8 +54,10 @@ from sessionconsole.core.server import ApiServer, ClientSession
 from sessionconsole.core.ticker import Ticker
 from sessionconsole.core.units import Unit, descriptor_keys, make_unit, reading_values
 from sessionconsole.drivers.errors import DriverError
+from sessionconsole.model.contraindication import load_contraindications
 from sessionconsole.model.limits import ClinicalLimits
-from sessionconsole.model.plan import ManualStep, TreatmentPlan
+from sessionconsole.model.paths import config_dir
+from sessionconsole.model.plan import ManualStep, PatientCondition, TreatmentPlan
 from sessionconsole.model.session import SessionPeople
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import ChannelSetup
@@ -81,6 +84,21 @@ _OBSERVATION_KINDS = {
     "rom": "range_of_motion",
     "goal": "goal_status",
 }
+
+
+def _screening_problem(
+    command: ScreeningCommand, conditions: Mapping[str, str], vocabulary: Vocabulary
+) -> str | None:
+    """Why a screening cannot be recorded (an unknown condition or region), or None."""
+    regions = vocabulary.region_ids()
+    for condition in command.conditions:
+        if condition.id not in conditions:
+            known = ", ".join(sorted(conditions))
+            return f"unknown condition {condition.id!r} (known: {known})"
+        for region in condition.regions:
+            if region not in regions:
+                return f"{condition.id}: unknown body region {region!r}"
+    return None
 
 
 def wall_now() -> str:
@@ -316,6 +334,9 @@ class Controller:
         if isinstance(command, PatientCommand):
             self._set_patient(pending, command.pseudonym)
             return
+        if isinstance(command, ScreeningCommand):
+            self._screening(pending, command)
+            return
         if isinstance(command, PainScoreCommand | NoteCommand | GoalStatusCommand):
             self._record_observation(pending, command)
             return
@@ -345,6 +366,28 @@ class Controller:
         if not expected or hello.pin is None:
             return False
         return hmac.compare_digest(hello.pin.encode(), expected.encode())
+
+    def _screening(self, pending: _Pending, command: ScreeningCommand) -> None:
+        """Record the patient's contraindication screening (who, conditions, confirmations);
+        a guided session checks every later step start against the newest one."""
+        rules = load_contraindications(config_dir() / "contraindications.toml")
+        problem = _screening_problem(command, rules.conditions, self.config.vocabulary)
+        if problem is not None:
+            payload = {**command.model_dump(), "operator": pending.operator}
+            payload.update(rule_id="SCREENING", reason=problem)
+            reply = Reply(
+                id=pending.client_request_id, ok=False, error=problem, rule_id="SCREENING"
+            )
+            self._reply_when_recorded(pending, "refusal", payload, reply)
+            return
+        if self.guided is not None:
+            conditions = [
+                PatientCondition(id=c.id, regions=list(c.regions)) for c in command.conditions
+            ]
+            self.guided.screened(conditions, command.confirmed)
+        payload = {**command.model_dump(exclude={"type"}), "operator": pending.operator}
+        reply = Reply(id=pending.client_request_id, ok=True)
+        self._reply_when_recorded(pending, "screening", payload, reply)
 
     def _set_patient(self, pending: _Pending, pseudonym: str) -> None:
         """Name the session's patient once, or confirm it; never switch patients mid-session

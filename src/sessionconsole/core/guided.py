@@ -13,7 +13,7 @@ are stopped through the kernel; any other stop of a running step's output pauses
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from sessionconsole.model.limits import ClinicalLimits
 from sessionconsole.model.paths import config_dir
 from sessionconsole.model.plan import (
     ManualStep,
+    PatientCondition,
     PlanStep,
     StimulationValues,
     TreatmentPlan,
@@ -44,6 +45,7 @@ from sessionconsole.model.stimulation import ChannelSetup
 from sessionconsole.model.validation import AnyProfile
 from sessionconsole.model.vocabulary import Vocabulary
 from sessionconsole.plans import guide as g
+from sessionconsole.plans.screening import screen
 from sessionconsole.plans.step_settings import (
     RULE_PLAN_LIMIT,
     OutputSettings,
@@ -57,6 +59,9 @@ from sessionconsole.plans.step_settings import (
 )
 from sessionconsole.safety import types as k
 
+RULE_NOT_SCREENED = "NOT_SCREENED"  # no screening recorded yet: no step may start
+RULE_CONTRAINDICATED = "CONTRAINDICATED"  # a BLOCK rule applies to the step
+RULE_CONFIRM_NEEDED = "CONFIRM_NEEDED"  # a CONFIRM rule applies and was not confirmed
 DEVICE_TIMER_GRACE_S = 1.0  # an output ending by itself this close to the step's end: its timer
 RULE_SETTINGS = "GUIDE_SETTINGS"  # a step whose settings cannot be built or changed that way
 
@@ -107,6 +112,39 @@ class GuidedSession:
         self.steps: list[PlanStep] = list(ctx.plan.steps)
         self.guide = g.new_guide([s.duration_s for s in self.steps])
         self._seen_running: dict[str, bool] = {}
+        # The screening (conditions, confirmed rule keys); None until one is recorded.
+        self.screening: tuple[tuple[PatientCondition, ...], frozenset[str]] | None = None
+
+    def screened(self, conditions: Sequence[PatientCondition], confirmed: Collection[str]) -> None:
+        """The newest screening: every later step start is checked against it."""
+        self.screening = (tuple(conditions), frozenset(confirmed))
+
+    def contraindications(self, index: int, step: PlanStep) -> None:
+        """Refuse (GuideRefused) a step the screening forbids or has not cleared: no screening
+        yet, a BLOCK rule, or a CONFIRM rule without its confirmation (the Start screen's key
+        `rule@step N:modality`). The same rules as at screening, applied again at the step."""
+        n = index + 1
+        if self.screening is None:
+            raise g.GuideRefused(
+                RULE_NOT_SCREENED,
+                f"step {n}: the patient has not been screened for contraindications in this "
+                "session: screen on the Start screen (Ctrl+P, Start), then 'To session'",
+            )
+        conditions, confirmed = self.screening
+        found = screen(self.ctx.rules, conditions, step)
+        for f in found.blocks:
+            cond = f" ({f.condition})" if f.condition else ""
+            raise g.GuideRefused(
+                RULE_CONTRAINDICATED,
+                f"step {n}: {f.modality} on {f.region}{cond}: {f.reason} [{f.source}]",
+            )
+        for f in found.confirmations:
+            if f"{f.rule_id}@step {n}:{f.modality}" not in confirmed:
+                raise g.GuideRefused(
+                    RULE_CONFIRM_NEEDED,
+                    f"step {n}: confirm first on the Start screen: {f.rule_id}, {f.modality} "
+                    f"on {f.region}: {f.reason}",
+                )
 
     # ---- requests ----
 
@@ -284,6 +322,7 @@ class GuidedSession:
         and start it; the refusals of the plan dry-run come first."""
         index = self._current_index()
         step = self.steps[index]
+        self.contraindications(index, step)
         problems = step_refusals(self.ctx, index, step)
         if problems:
             raise g.GuideRefused(RULE_PLAN_LIMIT, f"step {index + 1}: {problems[0].line()}")

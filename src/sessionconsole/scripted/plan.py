@@ -29,6 +29,8 @@ from sessionconsole.api.messages import (
     NoteCommand,
     PainScoreCommand,
     RangeOfMotionCommand,
+    ScreenedCondition,
+    ScreeningCommand,
     StartCommand,
     StopAllCommand,
     StopCommand,
@@ -223,6 +225,12 @@ class _Planner:
             case s.PainStep():
                 cmd_p = PainScoreCommand(when=step.when, score=step.score)
                 self.push(Send(self.number, "pain", (cmd_p,)))
+            case s.ScreeningStep():
+                conditions = [
+                    ScreenedCondition(id=c.id, regions=list(c.regions)) for c in step.conditions
+                ]
+                cmd_s = ScreeningCommand(conditions=conditions, confirmed=list(step.confirmed))
+                self.push(Send(self.number, "screening", (cmd_s,)))
             case s.RomStep():
                 self.push(Send(self.number, "rom", (self.range_of_motion(step),)))
             case s.GoalStep():

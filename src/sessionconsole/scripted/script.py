@@ -167,6 +167,21 @@ class PainStep(_Strict):
     score: int = Field(ge=0, le=10)
 
 
+class ScreenedConditionSpec(_Strict):
+    """A condition of the patient (a contraindications.toml id) and where (empty: anywhere)."""
+
+    id: str = Field(min_length=1)
+    regions: list[str] = Field(default_factory=list)
+
+
+class ScreeningStep(_Strict):
+    """The contraindication screening (what the Start screen sends): conditions, confirmations."""
+
+    do: Literal["screening"]
+    conditions: list[ScreenedConditionSpec] = Field(default_factory=list)
+    confirmed: list[str] = Field(default_factory=list)
+
+
 class RomStep(_Strict):
     """A range-of-motion reading (joint and movement ids of the vocabulary, degrees 0-360)."""
 
@@ -267,6 +282,7 @@ Step = Annotated[
     | TechniqueStep
     | AcknowledgeStep
     | PainStep
+    | ScreeningStep
     | RomStep
     | GoalStep
     | NoteStep
@@ -317,6 +333,6 @@ def script_error(
 
 _TAGS = frozenset(
     {"configure", "set", "start", "stop", "stop_all", "wait", "technique"}
-    | {"acknowledge", "pain", "rom", "goal", "note", "sim", "expect", "guide"}
+    | {"acknowledge", "pain", "screening", "rom", "goal", "note", "sim", "expect", "guide"}
 )
 _NO_INPUT = frozenset({"missing", "extra_forbidden", "value_error", "union_tag_not_found"})
