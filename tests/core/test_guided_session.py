@@ -4,6 +4,7 @@ guide, out-of-limit adjustments refused, and every deviation in the record with 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -23,7 +24,9 @@ from sessionconsole.api.messages import (
     ConfigureCommand,
     ScreenedCondition,
     ScreeningCommand,
+    StartCommand,
     StopAllCommand,
+    StopCommand,
 )
 from sessionconsole.model.plan import UltrasoundValues
 from sessionconsole.model.settings import UltrasoundSettings
@@ -228,6 +231,10 @@ async def test_each_step_is_screened_again_blocked_or_waiting_for_its_confirmati
     assert not blocked.ok and blocked.rule_id == "CONTRAINDICATED"
     assert "step 2: ultrasound on lumbar (pregnancy)" in (blocked.error or "")
     assert us1_off(sim) and us1_state(sim) == "IDLE"
+    # Nor around the guide: a plain start of that output is screened for the plan's steps.
+    around = await client.send(StartCommand(device="us1"))
+    assert not around.ok and around.rule_id == "CONTRAINDICATED"
+    assert us1_off(sim) and us1_state(sim) == "IDLE"
     implant = ScreenedCondition(id="metal_implant", regions=["lumbar"])
     assert (await client.send(ScreeningCommand(conditions=[implant]))).ok
     unconfirmed = await client.send(GuideStartCommand())
@@ -239,10 +246,39 @@ async def test_each_step_is_screened_again_blocked_or_waiting_for_its_confirmati
     assert (await client.send(confirmed)).ok
     assert (await client.send(GuideStartCommand())).ok
     await wait_for(lambda: us1_state(sim) == "RUNNING", timeout_s=5)
+    busy = await client.send(StartCommand(device="us1"))  # the running step's output
+    assert not busy.ok and busy.rule_id == "GUIDE_OUTPUT"
     record = entries(guided_controller.db)
     screenings = [e.payload for e in record if e.kind == "screening"]
     assert [len(p["conditions"]) for p in screenings] == [1, 1, 1]
     assert screenings[-1]["confirmed"] == ["us_metal_implant@step 2:ultrasound"]
     assert {p["operator"] for p in screenings} == {"T-07"}
     refusals = [e.payload["rule_id"] for e in record if e.kind == "refusal"]
-    assert refusals == ["NOT_SCREENED", "SCREENING", "CONTRAINDICATED", "CONFIRM_NEEDED"]
+    assert refusals == [
+        "NOT_SCREENED",
+        "SCREENING",
+        "CONTRAINDICATED",
+        "CONTRAINDICATED",
+        "CONFIRM_NEEDED",
+        "GUIDE_OUTPUT",
+    ]
+
+
+async def test_a_stop_sent_right_after_a_guide_start_stops_what_it_started(
+    guided: ControllerClient, sim: SimProcess
+) -> None:
+    client = guided
+    await wait_for(lambda: guide_of(client))
+    assert (await client.send(ScreeningCommand())).ok
+    assert (await client.send(GuideStartCommand())).ok  # step 1, manual
+    await wait_for(lambda: (g := guide_of(client)) and g.current == 2, timeout_s=10)
+    # Both at once: the stop comes last, so it wins, whether the two land in one tick (the
+    # controller judges requests in arrival order) or, as mostly here, in two.
+    started, stopped = await asyncio.gather(
+        client.send(GuideStartCommand()), client.send(StopCommand(device="us1"))
+    )
+    assert started.ok and stopped.ok
+    await wait_for(lambda: (g := guide_of(client)) and g.paused, timeout_s=5)
+    await wait_for(lambda: console_sees_us1_off(client) and us1_off(sim), timeout_s=5)
+    await asyncio.sleep(0.5)  # and it stays off: nothing restarts by itself
+    assert us1_off(sim) and console_sees_us1_off(client)

@@ -55,6 +55,9 @@ def test_specs_become_the_plan_file_that_loads_back_the_same() -> None:
         ),
         ("stimulation,output=es2.ch1,region=knee,side=right,min=5,amplitude_ma=x", "not a number"),
         ("manual,technique", "is not key=value"),
+        ("manual,technique=trigger_point,region=knee,side=right,min=nan", "not a number"),
+        ("manual,technique=trigger_point,region=knee,side=right,min=1e400", "not a number"),
+        ("manual,technique=trigger_point,region=knee,side=right,s=inf", "not a number"),
     ],
 )
 def test_a_bad_step_spec_says_which_step_and_why(spec: str, message: str) -> None:

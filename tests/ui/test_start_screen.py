@@ -4,6 +4,8 @@ patient sent to the controller, BLOCKED shown in words, Esc skips, F12 in the te
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.message import Message
 from textual.widgets import Checkbox, Input, OptionList, Select
 from textual.widgets.option_list import Option
@@ -21,12 +23,13 @@ from sessionconsole.model.plan import (
 )
 from sessionconsole.model.vocabulary import load_vocabulary
 from sessionconsole.plans.screening import screen
+from sessionconsole.testing import SimProcess
 from sessionconsole.ui.app import SessionConsoleApp
 from sessionconsole.ui.messages import SendCommand
 from sessionconsole.ui.session_screen import SessionScreen
 from sessionconsole.ui.start.checks import Target, applies, findings, plan_targets
 from sessionconsole.ui.start.screen import StartScreen, pseudonym_problem
-from tests.support import ControllerProcess, entries
+from tests.support import ControllerProcess, entries, write_room
 from tests.ui.fixed_snapshots import FakeClock
 from tests.ui.test_session_views import screen_text
 from tests.ui.test_summary_screen import stop_alls
@@ -310,3 +313,32 @@ async def test_the_command_palette_offers_start_and_profiles() -> None:
         the_app.action_start()
         await pilot.pause(0.2)
         assert isinstance(the_app.screen, StartScreen)
+
+
+async def test_another_patients_plan_refuses_the_patient_and_records_no_screening(
+    sim: SimProcess, tmp_path: Path
+) -> None:
+    """A controller following PT-0042's plan, opened without --patient: typing PT-0099 is
+    refused, and the screening (sent only after the patient is accepted) is not recorded."""
+    room = write_room(tmp_path, sim.modbus_tcp[1])
+    plan = tmp_path / "plan.toml"
+    plan.write_text((config_dir() / "plans" / "PT-0042" / "low-back.toml").read_text())
+    ctl = ControllerProcess(room, tmp_path / "s.db", tmp_path / "api.sock", ("--plan", str(plan)))
+    ctl.start()
+    try:
+        the_app = live_app(ctl)
+        async with the_app.run_test(size=(80, 24)) as pilot:
+            start = the_app.screen
+            assert isinstance(start, StartScreen)
+            start.query_one("#pseudonym", Input).value = "PT-0099"
+            await pilot.pause(0.1)
+            await pilot.press("ctrl+g")
+            await settle(pilot, start, lambda: "Not started" in screen_text(the_app))
+            assert the_app.screen is start
+            assert "Not started: Refused: the session follows a plan for PT-0042" in (
+                screen_text(the_app)
+            )
+        kinds = [e.kind for e in entries(ctl.db)]
+        assert "refusal" in kinds and "screening" not in kinds and "patient" not in kinds
+    finally:
+        ctl.stop()

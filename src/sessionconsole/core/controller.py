@@ -54,7 +54,7 @@ from sessionconsole.core.server import ApiServer, ClientSession
 from sessionconsole.core.ticker import Ticker
 from sessionconsole.core.units import Unit, descriptor_keys, make_unit, reading_values
 from sessionconsole.drivers.errors import DriverError
-from sessionconsole.model.contraindication import load_contraindications
+from sessionconsole.model.contraindication import Contraindications, load_contraindications
 from sessionconsole.model.limits import ClinicalLimits
 from sessionconsole.model.paths import config_dir
 from sessionconsole.model.plan import ManualStep, PatientCondition, TreatmentPlan
@@ -187,6 +187,16 @@ class Controller:
             self.guided = guided_session(
                 config.plan, config.profiles, config.clinical, config.vocabulary
             )
+        # The rules a screening is checked with: the guide's own, else read once here (a file
+        # that cannot be read refuses every screening with the reason, never the connection).
+        self._rules: tuple[Contraindications | None, str] = (None, "")
+        if self.guided is not None:
+            self._rules = (self.guided.ctx.rules, "")
+        else:
+            try:
+                self._rules = (load_contraindications(config_dir() / "contraindications.toml"), "")
+            except (OSError, ValueError) as exc:
+                self._rules = (None, str(exc))
 
     # ---- lifecycle ----
 
@@ -370,8 +380,12 @@ class Controller:
     def _screening(self, pending: _Pending, command: ScreeningCommand) -> None:
         """Record the patient's contraindication screening (who, conditions, confirmations);
         a guided session checks every later step start against the newest one."""
-        rules = load_contraindications(config_dir() / "contraindications.toml")
-        problem = _screening_problem(command, rules.conditions, self.config.vocabulary)
+        rules, unreadable = self._rules
+        problem = (
+            f"the contraindication rules could not be read: {unreadable}"
+            if rules is None
+            else _screening_problem(command, rules.conditions, self.config.vocabulary)
+        )
         if problem is not None:
             payload = {**command.model_dump(), "operator": pending.operator}
             payload.update(rule_id="SCREENING", reason=problem)
@@ -459,28 +473,6 @@ class Controller:
     # ---- the tick ----
 
     def _tick(self, now: float) -> None:
-        commands: list[k.Command] = []
-        for_guide: list[_Pending] = []
-        for pending in self._incoming:
-            if self.guided is not None and isinstance(
-                pending.command, (*GUIDE_COMMANDS, ConfigureCommand)
-            ):
-                for_guide.append(pending)
-                continue
-            rid, self._next_rid = self._next_rid, self._next_rid + 1
-            command = self._to_kernel(rid, pending)
-            if command is None:
-                pending.client.reply(
-                    Reply(
-                        id=pending.client_request_id,
-                        ok=False,
-                        error=f"command '{pending.command.type}' is not supported by the kernel",
-                    )
-                )
-                continue
-            self._awaiting[rid] = pending
-            commands.append(command)
-        self._incoming = []
         readings: dict[str, k.Reading | None] = {}
         for unit in self.units.values():
             readings.update(unit.readings())
@@ -499,8 +491,37 @@ class Controller:
                 lateness_s=None,
             )
 
-        if self.guided is not None:
-            commands = self._guide_tick(self.guided, for_guide, commands, inputs, now)
+        guided = self.guided
+        commands: list[k.Command] = []
+        if guided is not None:
+            commands = self._guide_time_up(guided, commands, now)
+        # In arrival order, guide requests among the others: a stop sent after a guide start
+        # in the same tick is judged after it (and stops it), never before.
+        for pending in self._incoming:
+            command = pending.command
+            if guided is not None and isinstance(command, (*GUIDE_COMMANDS, ConfigureCommand)):
+                commands = self._guide_request(guided, pending, commands, inputs, now)
+                continue
+            if guided is not None and isinstance(command, StartCommand):
+                try:
+                    guided.plain_start(command.device)
+                except GuideRefused as exc:
+                    self._guide_refuse(pending, exc.rule_id, str(exc))
+                    continue
+            rid, self._next_rid = self._next_rid, self._next_rid + 1
+            kernel_command = self._to_kernel(rid, pending)
+            if kernel_command is None:
+                pending.client.reply(
+                    Reply(
+                        id=pending.client_request_id,
+                        ok=False,
+                        error=f"command '{pending.command.type}' is not supported by the kernel",
+                    )
+                )
+                continue
+            self._awaiting[rid] = pending
+            commands.append(kernel_command)
+        self._incoming = []
         self.state, actions = kernel.step(self.state, inputs(commands), now)
         self._dispatch(actions)
         if self.guided is not None:
@@ -586,52 +607,52 @@ class Controller:
         rid, self._next_rid = self._next_rid, self._next_rid + 1
         return rid
 
-    def _guide_tick(
+    def _guide_time_up(
+        self, guided: GuidedSession, commands: list[k.Command], now: float
+    ) -> list[k.Command]:
+        """End the current step if its time is up: its stops join this tick's commands."""
+        ended = guided.time_up(now, self._new_rid)
+        if ended is None:
+            return commands
+        self._guide_commit(guided, ended, now, None)
+        return [*commands, *ended.commands]
+
+    def _guide_request(
         self,
         guided: GuidedSession,
-        requests: list[_Pending],
+        pending: _Pending,
         commands: list[k.Command],
         inputs: Callable[[list[k.Command]], k.Inputs],
         now: float,
     ) -> list[k.Command]:
-        """End a step whose time is up, then turn guide requests into kernel commands. Each
-        request's commands are first tried on the (pure) kernel with everything before them:
-        one refusal refuses the whole request and nothing of it is sent."""
-        ended = guided.time_up(now, self._new_rid)
-        if ended is not None:
-            commands = [*commands, *ended.commands]
-            self._guide_commit(guided, ended, now, None)
+        """Turn one guide request (or a configure) into kernel commands after `commands`. They
+        are first tried on the (pure) kernel with everything before them: one refusal refuses
+        the whole request, recorded, and nothing of it is sent."""
+        command = pending.command
         sent = {o: d.settings for o, d in self.state.devices.items()}
-        for pending in requests:
-            command = pending.command
-            try:
-                if isinstance(command, ConfigureCommand):
-                    intent = guided.configure_as_adjust(
-                        command, now, pending.operator, self._new_rid
-                    )
-                    if intent is None:  # not an output of the current step: the kernel's alone
-                        rid = self._new_rid()
-                        self._awaiting[rid] = pending
-                        commands = [*commands, k.Configure(rid, command.device, command.settings)]
-                        continue
-                else:
-                    assert isinstance(command, GUIDE_COMMANDS)
-                    guide_command: GuideCommand = command
-                    intent = guided.prepare(
-                        guide_command, now, pending.operator, self._new_rid, sent
-                    )
-            except GuideRefused as exc:
-                self._guide_refuse(pending, exc.rule_id, str(exc))
-                continue
-            if intent.commands:
-                _, trial = kernel.step(self.state, inputs([*commands, *intent.commands]), now)
-                rids = {c.request_id for c in intent.commands if hasattr(c, "request_id")}
-                refused = [a for a in trial if isinstance(a, k.Refused) and a.request_id in rids]
-                if refused:
-                    self._guide_refuse(pending, refused[0].rule_id, refused[0].reason)
-                    continue
-                commands = [*commands, *intent.commands]
-            self._guide_commit(guided, intent, now, pending)
+        try:
+            if isinstance(command, ConfigureCommand):
+                intent = guided.configure_as_adjust(command, now, pending.operator, self._new_rid)
+                if intent is None:  # not an output of the current step: the kernel's alone
+                    rid = self._new_rid()
+                    self._awaiting[rid] = pending
+                    return [*commands, k.Configure(rid, command.device, command.settings)]
+            else:
+                assert isinstance(command, GUIDE_COMMANDS)
+                guide_command: GuideCommand = command
+                intent = guided.prepare(guide_command, now, pending.operator, self._new_rid, sent)
+        except GuideRefused as exc:
+            self._guide_refuse(pending, exc.rule_id, str(exc))
+            return commands
+        if intent.commands:
+            _, trial = kernel.step(self.state, inputs([*commands, *intent.commands]), now)
+            rids = {c.request_id for c in intent.commands if hasattr(c, "request_id")}
+            refused = [a for a in trial if isinstance(a, k.Refused) and a.request_id in rids]
+            if refused:
+                self._guide_refuse(pending, refused[0].rule_id, refused[0].reason)
+                return commands
+            commands = [*commands, *intent.commands]
+        self._guide_commit(guided, intent, now, pending)
         return commands
 
     def _guide_after(

@@ -59,6 +59,7 @@ from sessionconsole.plans.step_settings import (
 )
 from sessionconsole.safety import types as k
 
+RULE_GUIDE_OUTPUT = "GUIDE_OUTPUT"  # a plain start of the output of a running/paused step
 RULE_NOT_SCREENED = "NOT_SCREENED"  # no screening recorded yet: no step may start
 RULE_CONTRAINDICATED = "CONTRAINDICATED"  # a BLOCK rule applies to the step
 RULE_CONFIRM_NEEDED = "CONFIRM_NEEDED"  # a CONFIRM rule applies and was not confirmed
@@ -114,6 +115,23 @@ class GuidedSession:
         self._seen_running: dict[str, bool] = {}
         # The screening (conditions, confirmed rule keys); None until one is recorded.
         self.screening: tuple[tuple[PatientCondition, ...], frozenset[str]] | None = None
+
+    def plain_start(self, output: str) -> None:
+        """Refuse (GuideRefused) a plain start of `output` (not through the guide) when it
+        would go around the guide: a step driving it is running or paused (GUIDE_OUTPUT), or,
+        once a screening is recorded, a step not yet finished that drives it there is blocked
+        or waits for a confirmation (the plan says where that output is applied). Without a
+        screening a plain start is the therapist's own, as in a session without a plan."""
+        for index, (step, clock) in enumerate(zip(self.steps, self.guide.steps, strict=True)):
+            if output not in step_outputs(step) or clock.state in g.FINISHED:
+                continue
+            if clock.state in ("active", "paused"):
+                raise g.GuideRefused(
+                    RULE_GUIDE_OUTPUT,
+                    f"{output} is step {index + 1}'s now: pause, resume or skip it with the guide",
+                )
+            if self.screening is not None:
+                self.contraindications(index, step)
 
     def screened(self, conditions: Sequence[PatientCondition], confirmed: Collection[str]) -> None:
         """The newest screening: every later step start is checked against it."""

@@ -39,7 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     check.set_defaults(func=_cmd_check)
     new = plan.add_parser(
-        "new", help="build a plan from presets: one --step per step, checked, written as TOML"
+        "new",
+        help="build a plan from presets, one --step per step (--room: checked first)",
     )
     new.add_argument("pseudonym", help="the patient's pseudonym (a code, never a name)")
     new.add_argument("--title", required=True)

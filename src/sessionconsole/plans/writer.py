@@ -15,6 +15,7 @@ here: the CLI reads the presets and does the file I/O).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -93,9 +94,12 @@ def _duration(number: int, values: Mapping[str, str]) -> int:
 
 def _number(number: int, key: str, text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise StepSpecError(f"step {number}: {key}={text!r} is not a number") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise StepSpecError(f"step {number}: {key}={text!r} is not a number")
+    return value
 
 
 def _scalar(text: str) -> int | float | str:

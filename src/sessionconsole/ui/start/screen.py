@@ -5,10 +5,11 @@ The pseudonym is checked with `SessionPeople`'s rule; files are read in a worker
 condition lists the rules that apply per modality and region (`start/checks.py`): BLOCKED
 steps may not run; CONFIRM rules are confirmed one by one, each sent as a NoteCommand so the
 session record keeps who confirmed what; a rule shows CONFIRMED only once the controller has
-recorded the note. "To session" sends the screening (ScreeningCommand: the ticked conditions
-and the confirmed rules; a guided session checks each step against it again), then the
-pseudonym (PatientCommand: it names the patient of a session opened without one, or checks it
-against the session's); the screen is left only once the controller has accepted both.
+recorded the note. "To session" sends the pseudonym (PatientCommand: it names the patient of
+a session opened without one, or checks it against the session's), then, once that is
+accepted, the screening (ScreeningCommand: the ticked conditions and the confirmed rules; a
+guided session checks each step against it again); the screen is left only once the
+controller has accepted both.
 """
 
 from __future__ import annotations
@@ -309,13 +310,10 @@ class StartScreen(Screen[None]):
         if self.session_for is not None and pseudonym != self.session_for:
             self.say(f"Not yet: this session is for {self.session_for}, not {pseudonym}")
             return
-        screening = ScreeningCommand(
-            conditions=[ScreenedCondition(id=c) for c in sorted(self.ticked())],
-            confirmed=sorted(self.confirmed),
-        )
-        self.post_message(SendCommand(screening, "Screening recorded", self))
+        patient = PatientCommand(pseudonym=pseudonym)
+        self.post_message(SendCommand(patient, f"Session patient: {pseudonym}", self))
         self._leaving = True
-        self.say(f"Recording the screening and checking {pseudonym} with the controller…")
+        self.say(f"Checking {pseudonym} with the controller, then recording the screening…")
 
     @on(CommandAnswered)
     def _answered(self, message: CommandAnswered) -> None:
@@ -329,15 +327,17 @@ class StartScreen(Screen[None]):
             else:
                 self.say(f"Confirmation not recorded: {message.error}")
             self._screen()
-        elif isinstance(command, ScreeningCommand) and self._leaving:
-            if not message.ok:
+        elif isinstance(command, PatientCommand) and self._leaving:
+            if not message.ok:  # another patient's session: no screening is recorded for it
                 self._leaving = False
                 self.say(f"Not started: {message.error}")
                 return
-            pseudonym = self.query_one("#pseudonym", Input).value
-            patient = PatientCommand(pseudonym=pseudonym)
-            self.post_message(SendCommand(patient, f"Session patient: {pseudonym}", self))
-        elif isinstance(command, PatientCommand) and self._leaving:
+            screening = ScreeningCommand(
+                conditions=[ScreenedCondition(id=c) for c in sorted(self.ticked())],
+                confirmed=sorted(self.confirmed),
+            )
+            self.post_message(SendCommand(screening, "Screening recorded", self))
+        elif isinstance(command, ScreeningCommand) and self._leaving:
             self._leaving = False
             if not message.ok:
                 self.say(f"Not started: {message.error}")
