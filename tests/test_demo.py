@@ -75,15 +75,22 @@ def capture(session: str) -> str:
     ).stdout
 
 
+EXE = Path(sys.executable).parent / "sessionconsole"
+
+
+def demo_in_tmux(tmux: str, tmp_path: Path) -> tuple[Path, Path]:
+    """`sessionconsole demo` in a 100x30 tmux window; (its database, the file with its pid)."""
+    db, pid_file = tmp_path / "demo.db", tmp_path / "pid"
+    command = f"echo $$ > {pid_file}; exec {EXE} demo --db {db} --operator tester"
+    new_session = ["new-session", "-d", "-s", tmux, "-x", "100", "-y", "30", command]
+    subprocess.run([*tmux_on(tmux), *new_session], check=True)
+    return db, pid_file
+
+
 def test_demo_in_a_terminal_shows_live_values_stops_on_f12_and_quits_clean(
     tmux: str, tmp_path: Path
 ) -> None:
-    db = tmp_path / "demo.db"
-    exe = Path(sys.executable).parent / "sessionconsole"
-    pid_file = tmp_path / "pid"
-    command = f"echo $$ > {pid_file}; exec {exe} demo --db {db} --operator tester"
-    new_session = ["new-session", "-d", "-s", tmux, "-x", "100", "-y", "30", command]
-    subprocess.run([*tmux_on(tmux), *new_session], check=True)
+    db, pid_file = demo_in_tmux(tmux, tmp_path)
     try:
 
         def full_screen() -> bool:
@@ -107,11 +114,11 @@ def test_demo_in_a_terminal_shows_live_values_stops_on_f12_and_quits_clean(
     finally:
         subprocess.run([*tmux_on(tmux), "kill-server"], capture_output=True, check=False)
     verify = subprocess.run(
-        [str(exe), "records", "verify", "--db", str(db)], capture_output=True, text=True
+        [str(EXE), "records", "verify", "--db", str(db)], capture_output=True, text=True
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     listing = subprocess.run(
-        [str(exe), "records", "list", "--db", str(db)], capture_output=True, text=True
+        [str(EXE), "records", "list", "--db", str(db)], capture_output=True, text=True
     ).stdout
     assert "completed" in listing
 
@@ -192,12 +199,7 @@ def test_a_closed_terminal_ends_the_demo_its_units_and_the_session(
     tmux: str, tmp_path: Path
 ) -> None:
     """tmux kill-session = the terminal window closed: SIGHUP, and no terminal to draw on."""
-    db = tmp_path / "demo.db"
-    exe = Path(sys.executable).parent / "sessionconsole"
-    pid_file = tmp_path / "pid"
-    command = f"echo $$ > {pid_file}; exec {exe} demo --db {db} --operator tester"
-    new_session = ["new-session", "-d", "-s", tmux, "-x", "100", "-y", "30", command]
-    subprocess.run([*tmux_on(tmux), *new_session], check=True)
+    db, pid_file = demo_in_tmux(tmux, tmp_path)
     try:
         assert wait_until(lambda: "To session ^G" in capture(tmux), 15), capture(tmux)
         subprocess.run([*tmux_on(tmux), "send-keys", "-t", tmux, "Escape"], check=True)
@@ -212,6 +214,6 @@ def test_a_closed_terminal_ends_the_demo_its_units_and_the_session(
     assert wait_until(lambda: not alive(demo_pid), 30), "the demo outlived its terminal"
     assert wait_until(lambda: not any(alive(p) for p in helpers), 15), helpers
     listing = subprocess.run(
-        [str(exe), "records", "list", "--db", str(db)], capture_output=True, text=True
+        [str(EXE), "records", "list", "--db", str(db)], capture_output=True, text=True
     ).stdout
     assert "completed" in listing, listing  # the controller stopped the outputs and ended it

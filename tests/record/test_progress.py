@@ -99,7 +99,7 @@ def test_a_name_or_malformed_pseudonym_is_refused(tmp_path: Path, bad: str) -> N
     db = tmp_path / "record.db"
     three_visits(db)
     store = SessionStore(db, create=False)
-    with store, pytest.raises(PseudonymError, match="never a name"):
+    with store, pytest.raises(PseudonymError, match="never the patient's name"):
         gather_progress(store, bad, verify=False)
 
 

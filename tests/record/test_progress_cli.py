@@ -123,7 +123,7 @@ def test_a_patient_with_no_sessions_says_so(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (("Jane Doe",), "'Jane Doe' is not a patient pseudonym"),
+        (("Jane Doe",), "patient pseudonym 'Jane Doe' must be a code"),
         (("PT-0042", "--key", "/nonexistent/record.key"), "or pass --no-verify"),
     ],
 )

@@ -105,7 +105,7 @@ def test_three_scripted_sessions_show_as_progress(us1_sim: SimProcess, tmp_path:
     assert text.returncode == 0 and "all sessions verified" in text.stdout
     assert "ROM knee flexion right active: 121 deg" in text.stdout
     refused = progress("Jane Doe", "--db", str(db))
-    assert refused.returncode == 2 and "is not a patient pseudonym" in refused.stderr
+    assert refused.returncode == 2 and "never the patient's name" in refused.stderr
 
 
 async def test_the_controller_checks_rom_against_the_vocabulary_and_records_it(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
 
-from sessionconsole.model.session import PSEUDONYM_RE
+from sessionconsole.model.session import check_pseudonym as check_session_pseudonym
 from sessionconsole.record.filters import patient_of
 from sessionconsole.record.session_view import GoalStatus, RomMeasurement, load_session_view
 from sessionconsole.record.store import SessionInfo, SessionStore, StoreError
@@ -86,13 +86,12 @@ class PatientProgress:
 
 
 def check_pseudonym(text: str) -> str:
-    """The pseudonym, or a PseudonymError saying what a pseudonym looks like."""
-    if not PSEUDONYM_RE.match(text):
-        raise PseudonymError(
-            f"{text!r} is not a patient pseudonym: use the code the clinic gave the patient "
-            "(3-32 letters, digits, '-' or '_', e.g. PT-0042), never a name"
-        )
-    return text
+    """The pseudonym, or a PseudonymError saying what a pseudonym looks like (the session
+    model's own rule and words)."""
+    try:
+        return check_session_pseudonym(text)
+    except ValueError as exc:
+        raise PseudonymError(str(exc)) from None
 
 
 def gather_progress(store: SessionStore, pseudonym: str, *, verify: bool) -> PatientProgress:
