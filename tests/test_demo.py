@@ -217,3 +217,23 @@ def test_a_closed_terminal_ends_the_demo_its_units_and_the_session(
         [str(EXE), "records", "list", "--db", str(db)], capture_output=True, text=True
     ).stdout
     assert "completed" in listing, listing  # the controller stopped the outputs and ended it
+
+
+def test_a_child_whose_parent_died_before_it_could_ask_exits_at_once() -> None:
+    """die_with_parent's fork-time race: the parent gone before the child's prctl (here: a
+    parent pid that is not the child's) means no SIGTERM will ever come, so the child exits."""
+    import functools
+
+    from sessionconsole.testing import die_with_parent
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    orphan = subprocess.Popen(sleeper, preexec_fn=functools.partial(die_with_parent, 1))
+    kept = subprocess.Popen(sleeper, preexec_fn=functools.partial(die_with_parent, os.getpid()))
+    try:
+        assert orphan.wait(timeout=10) == 1
+        time.sleep(0.2)
+        assert kept.poll() is None  # its parent is alive: it runs
+    finally:
+        for proc in (orphan, kept):
+            proc.kill()
+            proc.wait()

@@ -22,7 +22,7 @@ from typing import IO
 
 from sessionconsole.model.paths import config_dir
 from sessionconsole.model.room import read_toml
-from sessionconsole.testing import SimProcess, die_with_parent
+from sessionconsole.testing import SimProcess, dying_with_this_process
 from sessionconsole.testing.embedded_broker import EmbeddedBroker
 from sessionconsole.testing.mqtt import (
     Mosquitto,
@@ -62,7 +62,7 @@ def spawn_controller(
         stderr=log,
         # Own session: a Ctrl-C in the TUI must not kill it before it stops outputs.
         start_new_session=True,
-        preexec_fn=die_with_parent,
+        preexec_fn=dying_with_this_process(),
     )
 
 

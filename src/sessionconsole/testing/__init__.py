@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import json
 import os
 import selectors
@@ -17,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import IO, Any
 
@@ -29,10 +30,22 @@ READY_PREFIX = "READY "
 PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """In a child before exec (Linux): get SIGTERM when the parent dies, however it dies."""
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """In a child before exec (Linux): get SIGTERM when the parent dies, however it dies.
+
+    A parent that dies between the fork and this call sends nothing (the request is only for
+    deaths after it): given the parent's pid, the child checks it is still the parent's and
+    exits at once if not (seen: a controller outliving a SIGKILLed `session run`).
+    """
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def dying_with_this_process() -> Callable[[], None]:
+    """A `preexec_fn`: the child gets SIGTERM when this process dies (no fork-time race)."""
+    return functools.partial(die_with_parent, os.getpid())
 
 
 class SimulatorError(RuntimeError):
@@ -80,7 +93,7 @@ class SimProcess:
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             stderr=self.stderr,
-            preexec_fn=die_with_parent if self.die_with_parent else None,
+            preexec_fn=dying_with_this_process() if self.die_with_parent else None,
         )
         return self
 
@@ -269,6 +282,7 @@ else:
         "SimProcess",
         "cx3_sim",
         "die_with_parent",
+        "dying_with_this_process",
         "es2_sim",
         "mosquitto_broker",
         "us1_sim",

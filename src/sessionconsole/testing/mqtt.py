@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from sessionconsole.testing import die_with_parent as _die_with_parent
+from sessionconsole.testing import dying_with_this_process
 
 __all__ = ["Mosquitto", "MosquittoError", "MosquittoNotInstalled"]
 
@@ -130,7 +130,7 @@ class Mosquitto:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                preexec_fn=_die_with_parent if self.die_with_parent else None,
+                preexec_fn=dying_with_this_process() if self.die_with_parent else None,
             )
         deadline = t0 + self.start_timeout
         while time.monotonic() < deadline:
