@@ -12,6 +12,7 @@ from sessionconsole.model.paths import config_dir
 from sessionconsole.model.validation import validate_profile_file
 from sessionconsole.ui.profiles.editor import ProfileEditScreen
 from sessionconsole.ui.profiles.fields import (
+    Check,
     ProfileChanged,
     check,
     edited,
@@ -121,9 +122,8 @@ async def test_edit_from_the_profiles_screen_shows_errors_by_the_field_and_saves
         await settle(pilot, lambda: bool(editor.fields))
         port = editor.input([f.name for f in editor.fields].index("link.port"))
         port.value = "70000"
-        await pilot.pause(0.05)
         port.focus()
-        await pilot.pause(0.05)
+        await settle(pilot, lambda: "INVALID" in screen_text(app))  # checked once typing stops
         text = screen_text(app)
         assert "INVALID (1 problem(s)): us1-tcp.toml, unsaved changes" in text
         assert "^ Input should be less than or equal to 65535" in text  # under the field
@@ -134,7 +134,7 @@ async def test_edit_from_the_profiles_screen_shows_errors_by_the_field_and_saves
         await pilot.pause(0.05)
         assert stop_alls(posted) == 1
         port.value = "5021"
-        await pilot.pause(0.05)
+        await settle(pilot, lambda: "VALID: us1-tcp.toml, unsaved changes" in screen_text(app))
         await pilot.press("ctrl+s")
         await settle(pilot, lambda: "SAVED us1-tcp.toml" in screen_text(app))
         assert "restart it to use this profile" in screen_text(app)
@@ -162,3 +162,27 @@ async def test_leaving_with_unsaved_changes_needs_a_second_escape(
         await settle(pilot, lambda: app.screen is not editor)
         assert app.screen is not editor
     assert path.read_text() == before
+
+
+async def test_a_long_profile_opens_with_a_few_checks_not_one_per_field(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every input reports a change when mounted: 220 in us1-generic; checked once they stop."""
+    path = copy_of("us1-generic.toml", tmp_path)
+    calls: list[int] = []
+    real = ProfileEditScreen._recheck
+
+    def counted(self: ProfileEditScreen) -> Check:
+        calls.append(1)
+        return real(self)
+
+    monkeypatch.setattr(ProfileEditScreen, "_recheck", counted)
+    app = offline(FakeCli({}))
+    async with app.run_test(size=(100, 30)) as pilot:
+        editor = ProfileEditScreen(path)
+        await app.push_screen(editor)
+        await settle(pilot, lambda: "VALID: us1-generic.toml" in screen_text(app))
+        await pilot.pause(0.5)
+        assert len(editor.fields) > 200
+        assert "VALID: us1-generic.toml, no changes" in screen_text(app)
+    assert 1 <= len(calls) < 20, len(calls)  # it was one per field (26 s to open here)

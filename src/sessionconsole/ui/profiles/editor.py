@@ -19,6 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 from tomlkit.toml_document import TOMLDocument
 
@@ -33,6 +34,8 @@ from sessionconsole.ui.profiles.fields import (
     read_document,
     save_document,
 )
+
+RECHECK_AFTER_S = 0.15
 
 
 class ProfileEditScreen(Screen[bool]):
@@ -53,6 +56,7 @@ class ProfileEditScreen(Screen[bool]):
         self.result = Check()
         self.saved = False
         self._discard_armed = False
+        self._recheck_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -111,8 +115,12 @@ class ProfileEditScreen(Screen[bool]):
 
     @on(Input.Changed, ".field-value")
     def _edited(self) -> None:
+        """Check again shortly after the typing stops: one check for a burst of changes (every
+        field's input reports a change when it is mounted: 220 of them in a generic profile)."""
         self._discard_armed = False
-        self._recheck()
+        if self._recheck_timer is not None:
+            self._recheck_timer.stop()
+        self._recheck_timer = self.set_timer(RECHECK_AFTER_S, self._recheck)
 
     def _recheck(self) -> Check:
         """Check the fields as they stand and show each problem under its field."""
