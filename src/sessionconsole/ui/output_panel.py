@@ -43,6 +43,7 @@ class OutputPanel(Vertical):
         super().__init__(id=panel_id(output.device), classes=f"output-panel {output.modality}")
         self.device = output.device
         self.modality = output.modality
+        self._shape: tuple[bool, bool, bool] | None = None  # what the last layout was for
         self.state_line = Static("", classes="panel-state")
         self.values = Static("", classes="panel-values")
         self.time_bar = ProgressBar(
@@ -73,23 +74,29 @@ class OutputPanel(Vertical):
                 yield sparkline
 
     def show(self, output: OutputSnapshot, history: ValueHistory) -> None:
-        """Draw `output`; the plots come from `history` (last minutes)."""
-        self.state_line.update(device_state_text(output))
+        """Draw `output`; the plots come from `history` (last minutes).
+
+        The screen is laid out again only when the panel's shape changes (settings known or
+        not, a fault line, connected): new values in the same rows only repaint, which is
+        most of what a frame cost while units stream (bench/tui_perf.py)."""
+        shape = (output.settings is None, bool(output.fault), output.connected)
+        layout, self._shape = shape != self._shape, shape
+        self.state_line.update(device_state_text(output), layout=layout)
         self.set_class(output.output_active, "output-on")
         self.set_class(bool(output.fault) or not output.connected, "faulted")
         self.border_subtitle = _state_words(output)
         if isinstance(output, UltrasoundSnapshot):
-            self.values.update(ultrasound_table(output))
+            self.values.update(ultrasound_table(output), layout=layout)
             total = output.settings.time_s if output.settings else None
             if total and output.remaining_s is not None:
                 self.time_bar.update(total=total, progress=max(0, total - output.remaining_s))
             else:
                 self.time_bar.update(total=1, progress=0)  # not "indeterminate": it animates
         else:
-            self.values.update(stimulation_table(output))
+            self.values.update(stimulation_table(output), layout=layout)
         for series, name, unit, fmt, label, sparkline in self.plots:
             values = history.values(output.device, series)
-            label.update(plot_label(name, unit, fmt, values))
+            label.update(plot_label(name, unit, fmt, values), layout=False)  # fixed 22 x 1
             sparkline.data = values
 
 
