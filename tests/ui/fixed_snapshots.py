@@ -60,6 +60,7 @@ def ultrasound(device: str, model: str, t_s: float) -> UltrasoundSnapshot:
         remaining_s=max(0, 300 - int(t_s)),
         energy_j=int(5.0 * t_s),
         last_error=None,
+        era_cm2=5.0,  # 1 W/cm2 x 5 cm2 x 100 % = 5 J a second: 1 500 J in the 300 s
     )
 
 

@@ -24,6 +24,7 @@ from sessionconsole.model.stimulation import ChannelSetup
 from sessionconsole.ui.alarm_views import AlarmEscalationScreen, AlarmListScreen
 from sessionconsole.ui.app import SessionConsoleApp
 from sessionconsole.ui.messages import Say, SendCommand
+from sessionconsole.ui.output_panel import planned_energy_j
 from sessionconsole.ui.settings_form import SettingsForm
 from tests.ui.fixed_snapshots import (
     COUPLING_ALARM,
@@ -33,6 +34,7 @@ from tests.ui.fixed_snapshots import (
     offline_app,
     outputs,
     snapshot,
+    ultrasound,
 )
 
 EXPECTED = Path(__file__).parent / "expected"
@@ -264,3 +266,11 @@ async def test_audio_pause_silences_the_bell_and_says_so() -> None:
         assert rings == [0.0]
         assert "AUDIO PAUSED" in str(app.session_screen._banner.render())
         assert "Audio paused" in str(app.session_screen._message.render())
+
+
+def test_the_energy_bar_is_against_what_the_settings_deliver_over_their_time() -> None:
+    us = ultrasound("us1", "US-1", 180.0)
+    assert planned_energy_j(us) == 1500.0  # 1 W/cm2 x 5 cm2 x 100 % x 300 s
+    assert planned_energy_j(us.model_copy(update={"era_cm2": None})) is None  # no ERA: no bar
+    half_duty = us.settings.model_copy(update={"duty_pct": 50}) if us.settings else None
+    assert planned_energy_j(us.model_copy(update={"settings": half_duty})) == 750.0

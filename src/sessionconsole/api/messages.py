@@ -251,6 +251,7 @@ class UltrasoundSnapshot(_Msg):
     remaining_s: int | None
     energy_j: int | None
     last_error: str | None
+    era_cm2: float | None = None  # the head's effective radiating area (profile): planned energy
 
 
 class StimulationSnapshot(_Msg):

@@ -901,6 +901,7 @@ class Controller:
                 coupling_pct=r.coupling_pct,
                 remaining_s=r.remaining_s,
                 energy_j=r.energy_j,
+                era_cm2=r.era_cm2,
             )
         return UltrasoundSnapshot(
             **common,
@@ -911,7 +912,14 @@ class Controller:
             coupling_pct=None if r is None else r.coupling_pct,
             remaining_s=None if r is None else r.remaining_s,
             energy_j=None if r is None else r.energy_j,
+            era_cm2=_profile_era(unit),
         )
+
+
+def _profile_era(unit: Unit) -> float | None:
+    """The head's ERA from the unit's profile, if it gives one (cm²)."""
+    era = getattr(unit.driver.profile, "era_cm2", None)
+    return float(era) if isinstance(era, int | float) else None
 
 
 def _descriptor(output: str, unit: Unit, limits: k.DeviceLimits) -> dict[str, Any]:

@@ -47,8 +47,13 @@ class OutputPanel(Vertical):
         self.state_line = Static("", classes="panel-state")
         self.values = Static("", classes="panel-values")
         self.time_bar = ProgressBar(
-            total=1, show_eta=False, show_percentage=False, classes="panel-time"
+            total=1, show_eta=False, show_percentage=False, classes="panel-bar"
         )
+        self.energy_bar = ProgressBar(
+            total=1, show_eta=False, show_percentage=False, classes="panel-bar"
+        )
+        self.time_label = Label("", classes="plot-label")
+        self.energy_label = Label("", classes="plot-label")
         self.plots = [
             (
                 series,
@@ -67,11 +72,37 @@ class OutputPanel(Vertical):
         yield self.state_line
         yield self.values
         if self.modality == "ultrasound":
-            yield self.time_bar
+            with Horizontal(classes="plot-row"):
+                yield self.time_label
+                yield self.time_bar
+            with Horizontal(classes="plot-row"):
+                yield self.energy_label
+                yield self.energy_bar
         for _, _, _, _, label, sparkline in self.plots:
             with Horizontal(classes="plot-row"):
                 yield label
                 yield sparkline
+
+    def _show_dose(self, us: UltrasoundSnapshot) -> None:
+        """Time given and energy delivered against the settings' whole, as bars with words
+        (energy lags time when coupling is poor: the head does not deliver in air)."""
+        total = us.settings.time_s if us.settings else None
+        if total and us.remaining_s is not None:
+            given = max(0, total - us.remaining_s)
+            self.time_bar.update(total=total, progress=given)
+            self.time_label.update(
+                f"Time {given // 60}:{given % 60:02d}/{total // 60}:{total % 60:02d}", layout=False
+            )
+        else:
+            self.time_bar.update(total=1, progress=0)  # not "indeterminate": it animates
+            self.time_label.update("Time —", layout=False)
+        planned = planned_energy_j(us)
+        if planned and us.energy_j is not None:
+            self.energy_bar.update(total=planned, progress=min(planned, us.energy_j))
+            self.energy_label.update(f"Energy {us.energy_j}/{planned:.0f} J", layout=False)
+        else:
+            self.energy_bar.update(total=1, progress=0)
+            self.energy_label.update("Energy —", layout=False)
 
     def show(self, output: OutputSnapshot, history: ValueHistory) -> None:
         """Draw `output`; the plots come from `history` (last minutes).
@@ -87,17 +118,25 @@ class OutputPanel(Vertical):
         self.border_subtitle = _state_words(output)
         if isinstance(output, UltrasoundSnapshot):
             self.values.update(ultrasound_table(output), layout=layout)
-            total = output.settings.time_s if output.settings else None
-            if total and output.remaining_s is not None:
-                self.time_bar.update(total=total, progress=max(0, total - output.remaining_s))
-            else:
-                self.time_bar.update(total=1, progress=0)  # not "indeterminate": it animates
+            self._show_dose(output)
         else:
             self.values.update(stimulation_table(output), layout=layout)
         for series, name, unit, fmt, label, sparkline in self.plots:
             values = history.values(output.device, series)
             label.update(plot_label(name, unit, fmt, values), layout=False)  # fixed 22 x 1
             sparkline.data = values
+
+
+def _mmss(seconds: int) -> str:
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def planned_energy_j(us: UltrasoundSnapshot) -> float | None:
+    """Energy the settings deliver over their whole time: I * ERA * duty * t (J), or None."""
+    s = us.settings
+    if s is None or us.era_cm2 is None:
+        return None
+    return s.intensity_w_cm2 * us.era_cm2 * s.duty_pct / 100 * s.time_s
 
 
 def _state_words(output: OutputSnapshot) -> Text:
