@@ -196,20 +196,26 @@ async def test_start_screens_a_plan_confirms_a_rule_and_goes_to_the_session(
     assert screening["operator"] == "dana"
 
 
+async def confirm_a_pregnancy_rule(the_app: SessionConsoleApp, pilot: object) -> StartScreen:
+    """PT-0042's low-back plan with pregnancy ticked; Ctrl+O on its first CONFIRM line."""
+    start = the_app.screen
+    assert isinstance(start, StartScreen)
+    await settle(pilot, start, lambda: len(start.query(Checkbox)) > 0)
+    start.query_one("#pseudonym", Input).value = "PT-0042"
+    await settle(pilot, start, lambda: bool(start.plans))
+    start.query_one("#plan", Select).value = "plan:low-back"
+    start.query_one("#cond-pregnancy", Checkbox).value = True
+    await pilot.pause(0.05)  # type: ignore[attr-defined]
+    view = start.query_one("#findings", OptionList)
+    view.highlighted = next(i for i, f in enumerate(start.found) if not f.blocked)
+    await pilot.press("ctrl+o")  # type: ignore[attr-defined]
+    return start
+
+
 async def test_without_the_controller_nothing_shows_confirmed_and_the_screen_stays() -> None:
     the_app = app()  # no controller: every command fails to send
     async with the_app.run_test(size=(80, 24)) as pilot:
-        start = the_app.screen
-        assert isinstance(start, StartScreen)
-        await settle(pilot, start, lambda: len(start.query(Checkbox)) > 0)
-        start.query_one("#pseudonym", Input).value = "PT-0042"
-        await settle(pilot, start, lambda: bool(start.plans))
-        start.query_one("#plan", Select).value = "plan:low-back"
-        start.query_one("#cond-pregnancy", Checkbox).value = True
-        await pilot.pause(0.05)
-        view = start.query_one("#findings", OptionList)
-        view.highlighted = next(i for i, f in enumerate(start.found) if not f.blocked)
-        await pilot.press("ctrl+o")
+        start = await confirm_a_pregnancy_rule(the_app, pilot)
         await settle(pilot, start, lambda: not start.confirming)
         assert start.confirmed == set()
         assert "Confirmation not recorded: Not sent: the controller is unreachable" in (
@@ -257,17 +263,7 @@ async def test_another_plan_or_patient_needs_its_own_confirmations(
 ) -> None:
     the_app = live_app(controller)
     async with the_app.run_test(size=(80, 24)) as pilot:
-        start = the_app.screen
-        assert isinstance(start, StartScreen)
-        await settle(pilot, start, lambda: len(start.query(Checkbox)) > 0)
-        start.query_one("#pseudonym", Input).value = "PT-0042"
-        await settle(pilot, start, lambda: bool(start.plans))
-        start.query_one("#plan", Select).value = "plan:low-back"
-        start.query_one("#cond-pregnancy", Checkbox).value = True
-        await pilot.pause(0.05)
-        view = start.query_one("#findings", OptionList)
-        view.highlighted = next(i for i, f in enumerate(start.found) if not f.blocked)
-        await pilot.press("ctrl+o")
+        start = await confirm_a_pregnancy_rule(the_app, pilot)
         await settle(pilot, start, lambda: len(start.confirmed) == 1)
         assert len(start.confirmed) == 1
         start.query_one("#pseudonym", Input).value = "PT-0043"
