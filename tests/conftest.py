@@ -9,7 +9,7 @@ import pytest
 
 from sessionconsole.api.client import ControllerClient
 from sessionconsole.testing import SimProcess
-from tests.support import ControllerProcess, write_room
+from tests.support import ControllerProcess, connected, running, write_room
 
 
 @pytest.fixture
@@ -27,22 +27,15 @@ def controller(sim: SimProcess, tmp_path: Path) -> Iterator[ControllerProcess]:
     """A controller driving `sim`, watchdog 300 ms."""
     _, port = sim.modbus_tcp
     room = write_room(tmp_path, port)
-    ctl = ControllerProcess(room, tmp_path / "sessions.db", tmp_path / "api.sock").start()
-    try:
+    with running(ControllerProcess(room, tmp_path / "sessions.db", tmp_path / "api.sock")) as ctl:
         yield ctl
-    finally:
-        ctl.stop()
 
 
 @pytest.fixture
 async def client(controller: ControllerProcess) -> AsyncIterator[ControllerClient]:
     """A connected API client, operator 'tester'."""
-    c = ControllerClient(str(controller.socket_path), operator="tester", client_name="pytest")
-    await c.connect()
-    try:
+    async with connected(controller.socket_path) as c:
         yield c
-    finally:
-        await c.close()
 
 
 BIOMED_PIN = "4711"  # the biomedical role's PIN in every controller a test starts

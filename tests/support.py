@@ -9,10 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+from sessionconsole.api.client import ControllerClient
 from sessionconsole.drivers.base import DeviceDriver
 from sessionconsole.record.store import Entry, SessionStore
 
@@ -104,6 +105,29 @@ class ControllerProcess:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(5)
+
+
+@contextlib.contextmanager
+def running(ctl: ControllerProcess) -> Iterator[ControllerProcess]:
+    """The controller started for the `with` block and stopped after it, however it ends."""
+    ctl.start()
+    try:
+        yield ctl
+    finally:
+        ctl.stop()
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    socket_path: Path, operator: str = "tester", client_name: str = "pytest"
+) -> AsyncIterator[ControllerClient]:
+    """An API client connected for the `async with` block and closed after it."""
+    client = ControllerClient(str(socket_path), operator=operator, client_name=client_name)
+    await client.connect()
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 def entries(db: Path) -> list[Entry]:

@@ -19,7 +19,7 @@ from sessionconsole.testing import SimProcess
 from sessionconsole.testing.cx3 import cx3_sim_for
 from sessionconsole.testing.mqtt import Mosquitto
 from tests.core.test_controller_three_units import SETUP, US
-from tests.support import ControllerProcess, entries, wait_for
+from tests.support import ControllerProcess, connected, entries, running, wait_for
 
 
 @pytest.fixture
@@ -50,21 +50,14 @@ def controller(
         'name = "Generic units"\n[devices.vb]\nprofile = "vb.toml"\n'
         '[devices.gx]\nprofile = "gx.toml"\n'
     )
-    ctl = ControllerProcess(room, tmp_path / "s.db", tmp_path / "api.sock").start()
-    try:
+    with running(ControllerProcess(room, tmp_path / "s.db", tmp_path / "api.sock")) as ctl:
         yield ctl
-    finally:
-        ctl.stop()
 
 
 @pytest.fixture
 async def client(controller: ControllerProcess) -> AsyncIterator[ControllerClient]:
-    c = ControllerClient(str(controller.socket_path), operator="tester", client_name="t")
-    await c.connect()
-    try:
+    async with connected(controller.socket_path, client_name="t") as c:
         yield c
-    finally:
-        await c.close()
 
 
 async def test_units_described_only_by_profiles_run_and_stop(

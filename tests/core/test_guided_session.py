@@ -31,7 +31,7 @@ from sessionconsole.api.messages import (
 from sessionconsole.model.plan import UltrasoundValues
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.testing import SimProcess
-from tests.support import ControllerProcess, entries, wait_for, write_room
+from tests.support import ControllerProcess, connected, entries, running, wait_for, write_room
 
 PLAN = """
 pseudonym = "PT-0042"
@@ -75,23 +75,15 @@ def guided_controller(sim: SimProcess, tmp_path: Path) -> Iterator[ControllerPro
     room = write_room(tmp_path, port)
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN)
-    ctl = ControllerProcess(
-        room, tmp_path / "sessions.db", tmp_path / "api.sock", ("--plan", str(plan))
-    ).start()
-    try:
+    args = ("--plan", str(plan))
+    with running(ControllerProcess(room, tmp_path / "s.db", tmp_path / "api.sock", args)) as ctl:
         yield ctl
-    finally:
-        ctl.stop()
 
 
 @pytest.fixture
 async def guided(guided_controller: ControllerProcess) -> AsyncIterator[ControllerClient]:
-    c = ControllerClient(str(guided_controller.socket_path), operator="T-07", client_name="pytest")
-    await c.connect()
-    try:
+    async with connected(guided_controller.socket_path, operator="T-07") as c:
         yield c
-    finally:
-        await c.close()
 
 
 def guide_of(client: ControllerClient) -> GuideSnapshot | None:
