@@ -62,6 +62,7 @@ port = "{port}"
 telemetry_hz = 20
 [limits]
 max_amplitude_ma = 40.0
+electrode_area_cm2 = 25.0
 """,
     "cx3": """kind = "cx3"
 name = "CX-3 test"
@@ -78,6 +79,7 @@ keepalive_s = 2
 max_intensity_w_cm2 = 2.0
 max_time_s = 900
 max_amplitude_ma = 40.0
+electrode_area_cm2 = 25.0
 """,
 }
 

@@ -39,6 +39,7 @@ STIM_LIMITS = DeviceLimits(
     deviation_s=1.0,
     deviation_floor=1.0,
     ramp_rate_per_s=None,  # the ES-2 reports its ramp (state RAMP)
+    electrode_area_cm2=25.0,  # the profile's usual pads (5 x 5 cm)
 )
 WAVEFORM = StimulationSettings(mode="SYM", freq_hz=100, pw_us=200, ramp_s=1)
 SETUP = ChannelSetup(waveform=WAVEFORM, amplitude_ma=20.0)
@@ -121,10 +122,11 @@ class Harness:
         *commands: Command,
         dt: float = 0.01,
         lateness_s: float | None = None,
+        techniques: tuple[tuple[str, str], ...] = (),
     ) -> list[Action]:
         """Advance time by dt and run one step."""
         self.now = round(self.now + dt, 6)
-        inputs = Inputs(readings, tuple(commands), lateness_s=lateness_s)
+        inputs = Inputs(readings, tuple(commands), lateness_s=lateness_s, techniques=techniques)
         self.state, actions = step(self.state, inputs, self.now)
         self.last_actions = actions
         return actions

@@ -83,6 +83,7 @@ kind = "serial"
 port = "/dev/null"
 [limits]
 max_amplitude_ma = 20.0
+electrode_area_cm2 = 25.0
 """,
 }
 

@@ -150,7 +150,11 @@ class Controller:
         self.drivers = {name: unit.driver for name, unit in self.units.items()}
         self.unit_of = {output: unit for unit in self.units.values() for output in unit.outputs}
         limits = {o: lim for unit in self.units.values() for o, lim in unit.limits.items()}
-        self.state = replace(k.initial_state(limits), tick_period_s=config.period_s)
+        self.state = replace(
+            k.initial_state(limits),
+            tick_period_s=config.period_s,
+            thoracic_regions=dict(config.clinical.thoracic_regions),
+        )
         self.recorder = Recorder(config.db_path, key=config.record_key)
         group = None if config.api_group is None else group_id(config.api_group)
         policy = PeerPolicy(owner_uid=os.getuid(), group_gid=group)
@@ -166,6 +170,7 @@ class Controller:
         self._samples = SampleBatch()  # new readings, handed to the recorder in bulk
         self._samples_handed_at = 0.0
         self._techniques: dict[tuple[str, str, str], TechniqueSnapshot] = {}
+        self._begun: list[tuple[str, str]] = []  # (region, side) begun since the last tick
         self._snapshot_seq = 0
         self._loop_stats = LoopStats(
             period_ms=config.period_s * 1000,
@@ -334,6 +339,14 @@ class Controller:
         if isinstance(command, LogTechniqueCommand):
             self._log_technique(pending, command)
             return
+        region = _electrode_region(command)
+        if region is not None and region not in self.config.vocabulary.region_ids():
+            why = f"unknown body region '{region}' for the electrodes"
+            payload = {**command.model_dump(mode="json"), "operator": pending.operator}
+            payload.update(rule_id="VOCABULARY", reason=why)
+            reply = Reply(id=request.id, ok=False, error=why, rule_id="VOCABULARY")
+            self._reply_when_recorded(pending, "refusal", payload, reply)
+            return
         if isinstance(command, GUIDE_COMMANDS) and self.guided is None:
             why = "this session follows no plan (start the controller with --plan)"
             payload = {**command.model_dump(), "operator": pending.operator}
@@ -441,6 +454,7 @@ class Controller:
             pending.client.reply(Reply(id=pending.client_request_id, ok=False, error=problem))
             return
         if command.action == "begin":
+            self._begun.append((command.region, command.side))
             self._techniques[key] = TechniqueSnapshot(
                 technique=command.technique,
                 region=command.region,
@@ -489,6 +503,7 @@ class Controller:
                 # `self.ticker.last_lateness_s` here once the loop meets its lateness goals
                 # under load (issue #5 performance).
                 lateness_s=None,
+                techniques=tuple(self._begun),
             )
 
         guided = self.guided
@@ -523,6 +538,7 @@ class Controller:
             commands.append(kernel_command)
         self._incoming = []
         self.state, actions = kernel.step(self.state, inputs(commands), now)
+        self._begun = []
         self._dispatch(actions)
         if self.guided is not None:
             self._guide_after(self.guided, actions, readings, now)
@@ -709,6 +725,7 @@ class Controller:
         key = (step.technique, step.region, step.side)
         if intent.action in ("start", "resume"):
             action = "begin"
+            self._begun.append((step.region, step.side))
             self._techniques[key] = TechniqueSnapshot(
                 technique=step.technique,
                 region=step.region,
@@ -975,3 +992,10 @@ def _log_failure(kind: str) -> Callable[[Future[Any]], None]:
 def profile_hash(path: Path) -> str:
     """SHA-256 of a profile file as read, for the session start entry."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _electrode_region(command: object) -> str | None:
+    """The body region a stimulation configure places its electrodes on, if it names one."""
+    if isinstance(command, ConfigureCommand) and isinstance(command.settings, ChannelSetup):
+        return command.settings.electrode_region
+    return None

@@ -449,7 +449,10 @@ def _level_only(output: str, sent: OutputSettings | None, wanted: OutputSettings
         and isinstance(wanted, ChannelSetup)
         and sent.waveform == wanted.waveform
     ):
-        return ChannelSetup(waveform=sent.waveform, amplitude_ma=wanted.amplitude_ma)
+        # The electrodes stay where the step put them: only the amplitude changes.
+        return ChannelSetup.model_validate(
+            {**sent.model_dump(), "amplitude_ma": wanted.amplitude_ma}
+        )
     raise g.GuideRefused(
         g.RULE_STATE,
         f"{output} is running: only intensity or amplitude may change; pause the step first",

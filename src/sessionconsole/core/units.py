@@ -136,6 +136,7 @@ class UltrasoundUnit(Unit):
             profile.link.stale_limit_s,
             profile.heartbeat_interval_ms / 1000.0,
             clinical,
+            era_cm2=profile.era_cm2,
         )
         super().__init__(name, driver, {name: with_stop_confirm(limits, profile.link)})
 
@@ -182,6 +183,8 @@ class Es2Unit(Unit):
             profile.link.stale_limit_s,
             profile.heartbeat_interval_ms / 1000.0,
             clinical,
+            ramp_ma_per_s=profile.limits.ramp_ma_per_s,
+            electrode_area_cm2=profile.limits.electrode_area_cm2,
         )
         limits = with_stop_confirm(limits, profile.link)
         outputs = {f"{name}.ch{ch}": limits for ch in ES2_CHANNELS}
@@ -276,12 +279,20 @@ class CombinationUnit(Unit):
                         stale,
                         heartbeat,
                         clinical,
+                        era_cm2=profile.era_cm2,
                     ),
                     profile.link,
                 ),
                 f"{name}.stim": with_stop_confirm(
                     k.stimulation_limits(
-                        profile.name, limits.max_amplitude_ma, stale, heartbeat, clinical
+                        profile.name,
+                        limits.max_amplitude_ma,
+                        stale,
+                        heartbeat,
+                        clinical,
+                        ramp_ma_per_s=limits.ramp_ma_per_s,
+                        electrode_area_cm2=limits.electrode_area_cm2,
+                        head_era_cm2=profile.era_cm2,  # combination mode: the head
                     ),
                     profile.link,
                 ),
@@ -325,6 +336,7 @@ class CombinationUnit(Unit):
             coupling_pct=us.coupling_pct,
             remaining_s=us.remaining_s,
             energy_j=us.energy_j,
+            era_cm2=us.era_cm2,
             setpoint_mismatches=getattr(self.driver, "setpoint_mismatches", 0),
         )
 
@@ -355,7 +367,7 @@ class CombinationUnit(Unit):
             self.driver.request_configure_us(settings)
         else:
             assert isinstance(settings, ChannelSetup)
-            self.driver.request_configure_stim(settings.waveform)
+            self.driver.request_configure_stim(settings.waveform, settings.electrode)
             self.driver.request_amplitude(settings.amplitude_ma)
 
     def level(self, output: str, value: float) -> None:

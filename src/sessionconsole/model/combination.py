@@ -63,6 +63,9 @@ class Cx3ProfileLimits(BaseModel):
     max_time_s: int = Field(ge=1, le=1800)
     max_amplitude_ma: float = Field(gt=0.0, le=100.0)
     ramp_ma_per_s: float = Field(default=5.0, gt=0.0, le=5.0)
+    electrode_area_cm2: float | None = Field(
+        default=None, gt=0.0, le=500.0, description="the clinic's usual pads, when not given"
+    )
 
 
 class Cx3Profile(BaseModel):

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sessionconsole.model.timing import check_heartbeat_inside_watchdog, stale_limit_s
 
 StimMode = Literal["SYM", "ASYM", "RUSS", "IFC", "HVPC"]
+Electrode = Literal["PADS", "US_HEAD"]  # US_HEAD: the CX-3's combination mode
+ElectrodeSide = Literal["left", "right", "bilateral", "midline"]
 RUNNING_STIM_STATES = frozenset({"RAMP", "ON", "OFFPHASE"})
 
 
@@ -28,12 +30,21 @@ class StimulationSettings(BaseModel):
 
 
 class ChannelSetup(BaseModel):
-    """What the console sets on one stimulation output: the waveform and the peak amplitude."""
+    """What the console sets on one stimulation output: the waveform, the peak amplitude and
+    where the electrodes are (the kernel judges current density and the current's path by it).
+
+    `electrode_area_cm2` left out means the profile's electrode area; `electrode_region` is a
+    body region id of config/vocabulary.toml (checked by the controller).
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     waveform: StimulationSettings
     amplitude_ma: float = Field(ge=0.0, le=100.0, description="peak mA, a multiple of 0.5")
+    electrode: Electrode = "PADS"
+    electrode_area_cm2: float | None = Field(default=None, gt=0.0, le=500.0)
+    electrode_region: str | None = Field(default=None, pattern=r"^[a-z][a-z_]*$", max_length=64)
+    electrode_side: ElectrodeSide | None = None
 
     @model_validator(mode="after")
     def _half_milliamps(self) -> ChannelSetup:
@@ -56,6 +67,33 @@ def rms_ma(waveform: StimulationSettings, amplitude_ma: float) -> float:
     if waveform.mode == "RUSS":
         return amplitude_ma / math.sqrt(2.0) * math.sqrt(0.5)
     return amplitude_ma / math.sqrt(2.0)  # IFC, per circuit
+
+
+def current_density_ma_cm2(
+    waveform: StimulationSettings, amplitude_ma: float, electrode_area_cm2: float
+) -> float:
+    """rms current over the electrode area (CLINICAL-REFERENCE console conventions).
+
+    Example: SYM 100 Hz, 200 us, 20 mA peak is 4.0 mA rms; over 2 cm2, 2.0 mA/cm2.
+    """
+    if electrode_area_cm2 <= 0.0:
+        raise ValueError(f"electrode_area_cm2 must be above 0, got {electrode_area_cm2!r}")
+    return rms_ma(waveform, amplitude_ma) / electrode_area_cm2
+
+
+def dc_density_ma_cm2(
+    waveform: StimulationSettings, amplitude_ma: float, electrode_area_cm2: float
+) -> float | None:
+    """Average (DC) current density of a monophasic HVPC waveform: I x 2 x pw x f / area.
+
+    None for the other modes, which the reference units deliver charge-balanced.
+    """
+    if waveform.mode != "HVPC":
+        return None
+    if electrode_area_cm2 <= 0.0:
+        raise ValueError(f"electrode_area_cm2 must be above 0, got {electrode_area_cm2!r}")
+    average = amplitude_ma * 2.0 * waveform.pw_us / 1e6 * waveform.freq_hz
+    return average / electrode_area_cm2
 
 
 class SerialLink(BaseModel):
@@ -82,6 +120,9 @@ class StimulationProfileLimits(BaseModel):
 
     max_amplitude_ma: float = Field(gt=0.0, le=100.0)
     ramp_ma_per_s: float = Field(default=5.0, gt=0.0, le=5.0)
+    electrode_area_cm2: float | None = Field(
+        default=None, gt=0.0, le=500.0, description="the clinic's usual pads, when not given"
+    )
 
 
 class Es2Profile(BaseModel):

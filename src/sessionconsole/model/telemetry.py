@@ -7,6 +7,7 @@ from dataclasses import dataclass
 # States in which an ultrasound output counts as running for the console's rules: PAUSED and
 # SUSPENDED still hold the unit armed and must be supervised.
 ULTRASOUND_RUNNING_STATES = frozenset({"RUNNING", "PAUSED", "SUSPENDED"})
+COUPLED_PCT = 50  # ICD US-1: coupling at or above this counts as coupled (energy counted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,11 @@ class UltrasoundReading:
         """An ultrasound unit reports no electrode impedance."""
         return None
 
+    @property
+    def counts_energy(self) -> bool:
+        """The unit delivers (and counts) energy now: RUNNING and coupled (ICD US-1)."""
+        return self.state == "RUNNING" and self.head_coupled
+
 
 @dataclass(frozen=True, slots=True)
 class OutputReading:
@@ -87,5 +93,12 @@ class OutputReading:
     impedance_ohm: float | None = None
     remaining_s: int | None = None
     energy_j: int | None = None
+    era_cm2: float | None = None  # an ultrasound output's head, as the unit reports it
     # Setpoints read back that the console did not write, counted by the unit's driver.
     setpoint_mismatches: int = 0
+
+    @property
+    def counts_energy(self) -> bool:
+        """An ultrasound output delivers (and counts) energy now: RUNNING and coupled."""
+        coupled = self.coupling_pct is None or self.coupling_pct >= COUPLED_PCT
+        return self.modality == "ultrasound" and self.state == "RUNNING" and coupled

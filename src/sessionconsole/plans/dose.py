@@ -4,7 +4,12 @@ is in its docstring ("REF" = CLINICAL-REFERENCE.md)."""
 
 from __future__ import annotations
 
-from sessionconsole.model.stimulation import StimulationSettings, rms_ma
+from sessionconsole.model.stimulation import (
+    current_density_ma_cm2,
+    dc_density_ma_cm2,
+)
+
+__all__ = ["current_density_ma_cm2", "dc_density_ma_cm2"]  # shared with the kernel
 
 HALF_VALUE_DEPTH_CM: dict[int, float] = {1000: 4.0, 3000: 2.5}
 """Depth at which intensity halves, by frequency in kHz (REF Parameters: 4.0 / 2.5 cm)."""
@@ -57,32 +62,6 @@ def dose_j_cm2(energy: float, treatment_area_cm2: float) -> float:
     """Dose = energy / treated area (REF Parameters)."""
     _positive(treatment_area_cm2=treatment_area_cm2)
     return energy / treatment_area_cm2
-
-
-def current_density_ma_cm2(
-    waveform: StimulationSettings, amplitude_ma: float, electrode_area_cm2: float
-) -> float:
-    """rms current over the electrode area: rms_ma(...) / area (REF console conventions).
-
-    Example: SYM 100 Hz, 200 us, 20 mA peak is 4.0 mA rms; over 2 cm2, 2.0 mA/cm2.
-    """
-    _positive(electrode_area_cm2=electrode_area_cm2)
-    return rms_ma(waveform, amplitude_ma) / electrode_area_cm2
-
-
-def dc_density_ma_cm2(
-    waveform: StimulationSettings, amplitude_ma: float, electrode_area_cm2: float
-) -> float | None:
-    """Average (DC) current density of a monophasic HVPC waveform: I x 2 x pw x f / area.
-
-    REF console conventions (HVPC: average current = I x 2 x pw x f); None for the other
-    modes, which the reference units deliver charge-balanced.
-    """
-    if waveform.mode != "HVPC":
-        return None
-    _positive(electrode_area_cm2=electrode_area_cm2)
-    average = amplitude_ma * 2.0 * waveform.pw_us / 1e6 * waveform.freq_hz
-    return average / electrode_area_cm2
 
 
 def _hvd(frequency_khz: int) -> float:

@@ -80,6 +80,9 @@ def step_settings(
         merged = _preset_values(us.preset, presets, us.output)
         merged.update(us.settings.model_dump(exclude_none=True))
         merged["time_s"] = step.duration_s if time_s is None else time_s
+        if us.treated_area_cm2 is not None:  # the dose's area; the plan's dose stops the output
+            merged["treated_area_cm2"] = us.treated_area_cm2
+            merged["max_dose_j_cm2"] = us.target_dose_j_cm2
         out[us.output] = _build(us.output, lambda: UltrasoundSettings(**merged))
     if isinstance(step, StimulationStep | CombinedStep):
         st = step.stimulation
@@ -88,7 +91,12 @@ def step_settings(
         out[st.output] = _build(
             st.output,
             lambda: ChannelSetup(
-                waveform=StimulationSettings(**wave), amplitude_ma=st.amplitude_ma
+                waveform=StimulationSettings(**wave),
+                amplitude_ma=st.amplitude_ma,
+                electrode=step.electrode if isinstance(step, CombinedStep) else "PADS",
+                electrode_area_cm2=st.electrode_area_cm2,
+                electrode_region=step.region,
+                electrode_side=step.side,
             ),
         )
     return out

@@ -7,12 +7,13 @@ refuses starts until the operator has acknowledged it and its cause is gone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import ChannelSetup, rms_ma
-from sessionconsole.safety import rules
+from sessionconsole.safety import energy, placement, rules, shaping
+from sessionconsole.safety.conditions import Condition
 from sessionconsole.safety.rules import Action as RuleAction
 from sessionconsole.safety.rules import ClearPolicy, Rule
 from sessionconsole.safety.types import (
@@ -45,28 +46,9 @@ from sessionconsole.safety.types import (
 RESET_RETRY_S = 1.0
 OUTPUT_ON_RULES = (rules.OUTPUT_FOUND_RUNNING, rules.OUTPUT_NOT_COMMANDED, rules.STOP_NOT_OBEYED)
 # Rules whose cause is an event: gone the moment it is seen (they clear on acknowledgement).
-EVENT_RULES = (rules.DEVICE_REBOOTED, rules.SETPOINT_NOT_WRITTEN)
+EVENT_RULES = (rules.DEVICE_REBOOTED, rules.SETPOINT_NOT_WRITTEN, rules.ENERGY_MISMATCH)
 BIOMEDICAL_ROLE = "biomedical"
 TEMP_WARNING_HYSTERESIS_C = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """A rule's condition on one device this tick.
-
-    `physical` is the cause in the world (switch held, head hot); `device_latched` is the
-    device's own fault latch, which only a reset (sent after an acknowledgement) clears.
-    """
-
-    rule: Rule
-    message: str
-    physical: bool
-    device_latched: bool = False
-
-    @property
-    def present(self) -> bool:
-        """The alarm's cause, for clearing: either the world or the device still holds it."""
-        return self.physical or self.device_latched
 
 
 class _Tick:
@@ -121,7 +103,7 @@ class _Tick:
         self.actions = [
             a for a in self.actions if not (isinstance(a, SendStart) and a.device == device)
         ]
-        dev = self.devices[device]
+        dev = shaping.stopped(self.devices[device])
         self.devices[device] = replace(
             dev,
             last_stop_s=self.now,
@@ -151,6 +133,7 @@ def step(state: KernelState, inputs: Inputs, now: float) -> tuple[KernelState, l
         _judge_device(tick, device, inputs.readings.get(device))
     _judge_clients(tick, inputs)
     _judge_loop(tick, inputs)
+    _judge_techniques(tick, inputs)
     for command in inputs.commands:
         _apply_command(tick, command, inputs)
     _clear_alarms(tick)
@@ -216,6 +199,9 @@ def _conditions(tick: _Tick, device: str, reading: JudgedReading | None) -> list
                 physical=True,
             )
         )
+    settings = tick.devices[device].settings
+    if isinstance(settings, ChannelSetup):
+        conditions.extend(placement.density_conditions(device, settings, limits))
     if reading is None or stale:
         return conditions
     fault = reading.fault
@@ -263,6 +249,11 @@ def _conditions(tick: _Tick, device: str, reading: JudgedReading | None) -> list
             )
         )
     conditions.extend(_level_conditions(tick, device, reading, limits))
+    conditions.extend(
+        energy.conditions(
+            device, tick.devices[device], reading, limits, tick.now, tick.state.tick_period_s
+        )
+    )
     known_boot = tick.devices[device].boot_count
     if known_boot is not None and reading.boot_count != known_boot:
         conditions.append(
@@ -448,8 +439,11 @@ def _judge_device(tick: _Tick, device: str, reading: JudgedReading | None) -> No
     if reading is not None and fresh and not reading.running:
         dev = replace(dev, unconfirmed_stop_s=None)  # every stop so far is confirmed
     dev = _track_levels(tick, device, dev, reading, fresh)
+    dev = energy.integrate(dev, reading, tick.limits[device])
     tick.devices[device] = dev
     conditions = _conditions(tick, device, reading)
+    if any(c.rule is rules.ENERGY_MISMATCH for c in conditions):
+        dev = replace(dev, energy_mismatch_reported=True)  # once a run
     if any(c.rule is rules.DEVICE_REBOOTED for c in conditions):
         dev = replace(dev, settings=None, start_sent_s=None, commanded_on=False)
     if any(c.rule is rules.SETPOINT_NOT_WRITTEN for c in conditions):
@@ -467,6 +461,10 @@ def _judge_device(tick: _Tick, device: str, reading: JudgedReading | None) -> No
             if alarm.rule is rules.COMMS_LOSS:
                 # Gone only once fresh telemetry shows the output off.
                 cause = not fresh or (reading is not None and reading.running)
+            elif alarm.rule is rules.TECHNIQUE_OVER_ELECTRODES:
+                # The therapist confirms by acknowledging, or pauses the channel.
+                on = _output_may_be_on(tick, device, reading)
+                cause = on and alarm.acknowledged_s is None
             elif not fresh:
                 cause = alarm.cause_present  # unknown is not gone
             elif alarm.rule in OUTPUT_ON_RULES:
@@ -535,6 +533,27 @@ def _judge_loop(tick: _Tick, inputs: Inputs) -> None:
             f"{tick.consecutive_overruns} core loop ticks in a row later than "
             f"{limit * 1000:.0f} ms (this one {late * 1000:.0f} ms)",
         )
+
+
+def _judge_techniques(tick: _Tick, inputs: Inputs) -> None:
+    """TECHNIQUE_OVER_ELECTRODES: a technique begun on a region where stimulation runs."""
+    for region, side in inputs.techniques:
+        for device, dev in tick.devices.items():
+            setup = dev.settings
+            if not isinstance(setup, ChannelSetup) or setup.electrode_region != region:
+                continue
+            if not _output_may_be_on(tick, device, inputs.readings.get(device)):
+                continue
+            sides = {side, setup.electrode_side}
+            if sides == {"left", "right"}:
+                continue  # the other side of the body
+            if tick.find_active(rules.TECHNIQUE_OVER_ELECTRODES, device) is None:
+                tick.raise_alarm(
+                    rules.TECHNIQUE_OVER_ELECTRODES,
+                    device,
+                    f"{device}: a technique begun on {region} ({side}) where its electrodes "
+                    "run: confirm (acknowledge) or stop the channel",
+                )
 
 
 # ---- commands ----
@@ -627,15 +646,14 @@ def _configure(tick: _Tick, command: Configure, reading: JudgedReading | None) -
     if isinstance(settings, UltrasoundSettings):
         problem = _ultrasound_problem(settings, limits)
     else:
-        problem = _stimulation_problem(settings, limits)
+        problem = _stimulation_problem(settings, limits) or _path_problem(tick, device, settings)
     if problem is not None:
         rule_id, reason = problem
         tick.actions.append(Refused(rid, device, rule_id, f"{device}: {reason}"))
         return
     dev = tick.devices[device]
     if _output_may_be_on(tick, device, reading):
-        level_only = _only_level_changes(dev.settings, settings)
-        if level_only is None:
+        if not _only_level_changes(dev.settings, settings):
             what = "intensity" if isinstance(settings, UltrasoundSettings) else "amplitude"
             tick.actions.append(
                 Refused(
@@ -646,11 +664,39 @@ def _configure(tick: _Tick, command: Configure, reading: JudgedReading | None) -
                 )
             )
             return
-        tick.actions.append(level_only(device))
+        assert dev.settings is not None
+        current = dev.level_sent if dev.level_sent is not None else _level(dev.settings)
+        change = shaping.change_level(limits, dev, current, _level(settings), tick.now)
+        tick.actions.append(_send_level(device, settings, change.level))
+        dev = change.dev
     else:
         tick.actions.append(SendConfigure(device, settings))
+        dev = shaping.stopped(energy.new_treatment(dev))
     tick.devices[device] = replace(dev, settings=settings)
     tick.actions.append(Accepted(rid))
+
+
+def _level(settings: UltrasoundSettings | ChannelSetup) -> float:
+    """An output's level: intensity (W/cm²) or peak amplitude (mA)."""
+    if isinstance(settings, UltrasoundSettings):
+        return settings.intensity_w_cm2
+    return settings.amplitude_ma
+
+
+def _send_level(device: str, settings: UltrasoundSettings | ChannelSetup, level: float) -> Action:
+    """The write of a new level to a running output."""
+    if isinstance(settings, UltrasoundSettings):
+        return SendIntensity(device, level)
+    return SendAmplitude(device, level)
+
+
+def _path_problem(tick: _Tick, device: str, setup: ChannelSetup) -> tuple[str, str] | None:
+    """TRANSTHORACIC: this setup with every other stimulation output's setup of the session."""
+    others = {
+        d: s.settings for d, s in tick.devices.items() if isinstance(s.settings, ChannelSetup)
+    }
+    why = placement.transthoracic_problem(device, setup, others, tick.state.thoracic_regions)
+    return None if why is None else (rules.TRANSTHORACIC.id, why)
 
 
 def _ultrasound_problem(
@@ -688,20 +734,19 @@ def _stimulation_problem(setup: ChannelSetup, limits: DeviceLimits) -> tuple[str
             f"{setup.waveform.freq_hz} Hz, {setup.waveform.pw_us} us is {rms:.1f} mA rms, above "
             f"{limits.max_rms.value:.1f} mA rms ({limits.max_rms.source})"
         )
-    return None
+    return placement.setup_problem(setup, limits)
 
 
 def _only_level_changes(
     old: UltrasoundSettings | ChannelSetup | None, new: UltrasoundSettings | ChannelSetup
-) -> Callable[[str], Action] | None:
-    """If `new` differs from `old` in the output level alone, the action that sends it."""
+) -> bool:
+    """Whether `new` differs from `old` in the output level alone (all a running output may
+    change: the waveform, the electrodes and the rest stay as they were sent)."""
     if isinstance(old, UltrasoundSettings) and isinstance(new, UltrasoundSettings):
-        same = old.model_copy(update={"intensity_w_cm2": new.intensity_w_cm2}) == new
-        return (lambda device: SendIntensity(device, new.intensity_w_cm2)) if same else None
+        return old.model_copy(update={"intensity_w_cm2": new.intensity_w_cm2}) == new
     if isinstance(old, ChannelSetup) and isinstance(new, ChannelSetup):
-        same = old.waveform == new.waveform
-        return (lambda device: SendAmplitude(device, new.amplitude_ma)) if same else None
-    return None
+        return old.model_copy(update={"amplitude_ma": new.amplitude_ma}) == new
+    return False
 
 
 def _start(tick: _Tick, command: Start, reading: JudgedReading | None) -> None:
@@ -730,6 +775,19 @@ def _start(tick: _Tick, command: Start, reading: JudgedReading | None) -> None:
     if why is not None:
         tick.actions.append(Refused(rid, device, "STATE", why))
         return
+    spent = energy.start_problem(dev, reading, tick.limits[device])
+    if spent is not None:
+        tick.actions.append(Refused(rid, device, rules.DOSE_LIMIT.id, f"{device}: {spent}"))
+        return
+    dev = replace(energy.started(dev, reading), level_sent=None, level_goal=None)
+    settings = dev.settings
+    if isinstance(settings, ChannelSetup):
+        limits = tick.limits[device]
+        ramp_s = float(settings.waveform.ramp_s)
+        lower = shaping.start_level(limits, dev, settings.amplitude_ma, ramp_s, tick.now)
+        if lower is not None:
+            tick.actions.append(SendAmplitude(device, lower.level))  # before the start
+            dev = lower.dev
     tick.actions.append(SendStart(device))
     tick.devices[device] = replace(dev, start_sent_s=tick.now, commanded_on=True)
     tick.actions.append(Accepted(rid))
@@ -767,6 +825,11 @@ def _supervise_device(tick: _Tick, device: str, reading: JudgedReading | None) -
         return  # no heartbeats while a trip holds: the device's watchdog backs up the stop
     if reading is not None and reading.fault is not None:
         _maybe_reset(tick, device, reading, trips)
+    if dev.commanded_on and dev.settings is not None:
+        up = shaping.due(limits, dev, tick.now)
+        if up is not None:
+            tick.actions.append(_send_level(device, dev.settings, up.level))
+            tick.devices[device] = dev = up.dev
     if (
         dev.last_heartbeat_s is None
         or tick.now - dev.last_heartbeat_s >= limits.heartbeat_interval_s

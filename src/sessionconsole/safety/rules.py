@@ -193,6 +193,71 @@ CONTACT_SUSPENDED = Rule(
     ClearPolicy.CONDITION_GONE,
     "Put the head back on the skin with enough gel, or pause or stop the treatment.",
 )
+CURRENT_DENSITY = Rule(
+    "CURRENT_DENSITY",
+    "A stimulation output's rms current density over its electrode is above the level that "
+    "needs attention (2 mA rms/cm2); above the configured cap it is refused.",
+    Priority.MEDIUM,
+    Action.WARN,
+    ClearPolicy.CONDITION_GONE,
+    "Check the skin under the electrode; use larger electrodes or a lower amplitude.",
+)
+DC_DENSITY = Rule(
+    "DC_DENSITY",
+    "A monophasic (HVPC) waveform's average (DC) current density is above the maker's "
+    "advice of 0.2 mA/cm2.",
+    Priority.LOW,
+    Action.WARN,
+    ClearPolicy.CONDITION_GONE,
+    "Use larger electrodes, a lower amplitude, rate or pulse width, and watch the skin.",
+)
+TRANSTHORACIC = Rule(
+    "TRANSTHORACIC",
+    "Stimulation electrodes (of one or several devices) placed so current could cross the "
+    "chest, front and back of the thorax or both its sides, are refused before sending.",
+    Priority.MEDIUM,
+    Action.REFUSE,
+    ClearPolicy.CONDITION_GONE,
+    "Place the electrodes on one side and one face of the thorax, or treat another region.",
+)
+DOSE_LIMIT = Rule(
+    "DOSE_LIMIT",
+    "An ultrasound output's delivered energy would pass its treatment's limit (the plan's dose "
+    "over the treated area, else the settings' own energy plus the allowance) by the next "
+    "tick plus the link's latency: that output stops before it does.",
+    Priority.MEDIUM,
+    Action.STOP_DEVICE,
+    ClearPolicy.ACK_ONCE_GONE,
+    "The planned dose is delivered: record the outcome; configure a new treatment to go on.",
+)
+TREATMENT_TIME = Rule(
+    "TREATMENT_TIME",
+    "An ultrasound output has delivered for longer than its set treatment time plus the "
+    "allowance, so the device's own timer did not end it: that output stops.",
+    Priority.HIGH,
+    Action.STOP_DEVICE,
+    ClearPolicy.ACK_ONCE_GONE,
+    "Lift the head; have biomedical staff check the device's timer before it is used again.",
+)
+ENERGY_MISMATCH = Rule(
+    "ENERGY_MISMATCH",
+    "The console's own integration of delivered energy and the device's energy counter "
+    "differ by more than 10 %.",
+    Priority.MEDIUM,
+    Action.WARN,
+    ClearPolicy.ACK_ONCE_GONE,
+    "Check coupling and the head; have biomedical staff check the device's output "
+    "calibration if it repeats.",
+)
+TECHNIQUE_OVER_ELECTRODES = Rule(
+    "TECHNIQUE_OVER_ELECTRODES",
+    "A manual technique was logged on a body region where stimulation electrodes are "
+    "running: the therapist confirms (acknowledge) or pauses the channel (stop).",
+    Priority.MEDIUM,
+    Action.WARN,
+    ClearPolicy.CONDITION_GONE,
+    "Acknowledge to confirm working over the electrodes, or stop that channel first.",
+)
 LOOP_OVERRUN = Rule(
     "LOOP_OVERRUN",
     "A console core-loop tick came later than 5 periods: supervision was late. NOT YET "
@@ -230,6 +295,13 @@ CATALOGUE: tuple[Rule, ...] = (
     STOP_NOT_OBEYED,
     SETPOINT_NOT_WRITTEN,
     CONTACT_SUSPENDED,
+    CURRENT_DENSITY,
+    DC_DENSITY,
+    TRANSTHORACIC,
+    DOSE_LIMIT,
+    TREATMENT_TIME,
+    ENERGY_MISMATCH,
+    TECHNIQUE_OVER_ELECTRODES,
     LOOP_OVERRUN,
     LOOP_OVERRUN_STOP,
 )

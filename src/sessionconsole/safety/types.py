@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sessionconsole.model.limits import ClinicalLimits
+from sessionconsole.model.limits import DEFAULT_THORACIC_REGIONS, ClinicalLimits
 from sessionconsole.model.profile import DeviceProfile
 from sessionconsole.model.settings import UltrasoundSettings
 from sessionconsole.model.stimulation import ChannelSetup
@@ -56,6 +56,12 @@ class JudgedReading(Protocol):
     def impedance_ohm(self) -> float | None: ...
     @property
     def setpoint_mismatches(self) -> int: ...
+    @property
+    def energy_j(self) -> int | None: ...
+    @property
+    def era_cm2(self) -> float | None: ...
+    @property
+    def counts_energy(self) -> bool: ...
 
 
 Reading = UltrasoundReading | OutputReading
@@ -93,6 +99,26 @@ class DeviceLimits:
     impedance_open_ohm: float = 10_000.0
     impedance_short_ohm: float = 200.0
     contact_suspended_alarm_s: float = 30.0
+    # Console ramp shaping: increases of the level never faster than this (W/cm² or mA per s);
+    # None: not shaped (pure kernel tests that do not model it).
+    max_ramp_per_s: float | None = None
+    level_step: float = 0.01  # the unit's resolution of the level (0.5 mA for stimulation)
+    # Ultrasound energy and time: the allowance over the settings' own energy, the console's
+    # integration against the device's counter, the head's ERA when readings lack it, the
+    # link's latency for the predictive stop and the time allowed past the set time.
+    energy_allowance: float = 0.10
+    energy_mismatch: float | None = None  # None: not judged (pure tests without a counter)
+    era_cm2: float | None = None
+    link_latency_s: float = 0.05
+    time_allowance_s: float = 2.0
+    # Stimulation placement: the profile's usual electrode area, the ultrasound head's ERA
+    # when the output can use the head as its electrode (CX-3 combination mode), and the
+    # current-density levels.
+    electrode_area_cm2: float | None = None
+    head_era_cm2: float | None = None
+    density_warning_ma_cm2: float = 2.0
+    max_density: Limit | None = None
+    dc_density_advice_ma_cm2: float = 0.2
 
 
 def stop_confirm_s(telemetry_hz: float, floor_s: float = 0.3) -> float:
@@ -107,6 +133,7 @@ def ultrasound_limits(
     stale_limit_s: float,
     heartbeat_interval_s: float,
     clinical: ClinicalLimits,
+    era_cm2: float | None = None,
 ) -> DeviceLimits:
     """An ultrasound output: the tighter of profile and clinical caps, each with its source."""
     us = clinical.ultrasound
@@ -128,6 +155,10 @@ def ultrasound_limits(
         head_temp_warning_c=us.head_temp_warning_c,
         head_temp_trip_c=us.head_temp_trip_c,
         contact_suspended_alarm_s=us.contact_suspended_alarm_s,
+        max_ramp_per_s=us.max_ramp_w_cm2_per_s,
+        energy_allowance=us.energy_allowance_pct / 100.0,
+        energy_mismatch=us.energy_mismatch_pct / 100.0,
+        era_cm2=era_cm2,
     )
 
 
@@ -137,8 +168,13 @@ def stimulation_limits(
     stale_limit_s: float,
     heartbeat_interval_s: float,
     clinical: ClinicalLimits,
+    ramp_ma_per_s: float | None = None,
+    electrode_area_cm2: float | None = None,
+    head_era_cm2: float | None = None,
 ) -> DeviceLimits:
-    """A stimulation output: the profile's peak cap and the clinical rms cap."""
+    """A stimulation output: the profile's peak cap and ramp, the clinical rms and density
+    caps, and the electrode area to judge density by when a setup gives none."""
+    st = clinical.stimulation
     return DeviceLimits(
         stale_limit_s=stale_limit_s,
         heartbeat_interval_s=heartbeat_interval_s,
@@ -149,6 +185,15 @@ def stimulation_limits(
         deviation_s=1.0,
         deviation_floor=1.0,
         ramp_rate_per_s=None,
+        max_ramp_per_s=ramp_ma_per_s,
+        level_step=0.5,
+        electrode_area_cm2=electrode_area_cm2,
+        head_era_cm2=head_era_cm2,
+        density_warning_ma_cm2=st.current_density_warning_ma_cm2,
+        max_density=Limit(
+            st.max_current_density_ma_cm2, "clinical limit stimulation.max_current_density_ma_cm2"
+        ),
+        dc_density_advice_ma_cm2=st.dc_density_advice_ma_cm2,
     )
 
 
@@ -367,6 +412,20 @@ class DeviceState:
     ramp_to: float | None = None
     deviating_since_s: float | None = None
     suspended_since_s: float | None = None  # ultrasound SUSPENDED (no contact) since
+    # Console ramp shaping: the level the operator asked for, the level last written and when.
+    level_goal: float | None = None
+    level_sent: float | None = None
+    level_sent_s: float | None = None
+    # Ultrasound energy: this run's (since the last start) console integration and time
+    # delivering, the treatment's (since the last full configure) energy before this run, the
+    # last reading integrated (time, W delivered then) and whether a mismatch was reported.
+    run_energy_j: float = 0.0
+    run_delivering_s: float = 0.0
+    treatment_base_j: float = 0.0
+    integrated_at_s: float | None = None
+    integrated_power_w: float | None = None  # None: not delivering at that reading
+    counter_valid: bool = False  # the unit's energy counter counts this treatment's run
+    energy_mismatch_reported: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +441,10 @@ class KernelState:
     overrun_periods: int = 5  # a tick later than this many periods is an overrun
     overruns_to_stop: int = 3  # this many overruns in a row stop everything
     consecutive_overruns: int = 0
+    # Regions over the thorax and their face ("front" / "back"): TRANSTHORACIC.
+    thoracic_regions: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_THORACIC_REGIONS)
+    )
 
     def active_alarms(self) -> tuple[Alarm, ...]:
         """Alarms not yet cleared."""
@@ -400,6 +463,8 @@ class Inputs:
     # How late this tick ran against its deadline (the ticker measures it); None disables
     # LOOP_OVERRUN (pure kernel tests that do not model the loop).
     lateness_s: float | None = None
+    # Manual techniques begun this tick: (region, side), for TECHNIQUE_OVER_ELECTRODES.
+    techniques: tuple[tuple[str, str], ...] = ()
 
 
 def initial_state(limits: Mapping[str, DeviceLimits]) -> KernelState:

@@ -43,7 +43,7 @@ from sessionconsole.model.vocabulary import Vocabulary
 from sessionconsole.scripted import script as s
 
 Modality = Literal["ultrasound", "stimulation"]
-NOT_CARRIED = ("treated_area_cm2", "electrode", "electrode_area_cm2", "electrode_region")
+PLACEMENT = ("electrode", "electrode_area_cm2", "electrode_region", "electrode_side")
 
 
 def unit_outputs(unit: str, kind: str) -> dict[str, Modality]:
@@ -276,35 +276,32 @@ class _Planner:
             if len(self.units.outputs[step.device]) > 1 and kinds == {"ultrasound", "stimulation"}:
                 output_key = "us" if "frequency_khz" in step.args else "stim"
         name = self.one(step.device, output_key, channel or _int_or_none(arg_channel))
-        notes: list[str] = []
         settings: UltrasoundSettings | ChannelSetup
         try:
             if self.units.modality(name) == "ultrasound":
                 us = s.UltrasoundArgs.model_validate(step.args)
-                settings = UltrasoundSettings(**us.model_dump(exclude={"treated_area_cm2"}))
+                settings = UltrasoundSettings(**us.model_dump())
                 if us.treated_area_cm2 is not None:
                     self.plan.treated_area_cm2[name] = us.treated_area_cm2
-                given = us.model_dump(include=set(NOT_CARRIED), exclude_none=True)
             else:
                 st = s.StimulationArgs.model_validate(step.args)
                 wave = st.model_dump(
                     include={"mode", "freq_hz", "pw_us", "on_s", "off_s", "ramp_s"}
                 )
                 settings = ChannelSetup(
-                    waveform=StimulationSettings(**wave), amplitude_ma=st.amplitude_ma
+                    waveform=StimulationSettings(**wave),
+                    amplitude_ma=st.amplitude_ma,
+                    **st.model_dump(include=set(PLACEMENT)),
                 )
                 self.attended[name] = st.attended
-                given = st.model_dump(include=set(NOT_CARRIED), exclude_none=True)
         except ValidationError as exc:
             raise s.script_error(self.path, exc, self.number, prefix="args.") from exc
-        for key, value in given.items():
-            notes.append(f"script step {self.number}: {name} {key} = {value}")
-            self.plan.warnings.append(
-                f"step {self.number}: {key} is not carried by the API: recorded as a note"
-            )
+        region = settings.electrode_region if isinstance(settings, ChannelSetup) else None
+        if region is not None and region not in self.vocabulary.region_ids():
+            raise self.error("args.electrode_region", f"unknown body region '{region}'")
         self.settings[name] = settings
         cmd = ConfigureCommand(device=name, settings=settings)
-        self.push(Send(self.number, "configure", (cmd,), tuple(notes)))
+        self.push(Send(self.number, "configure", (cmd,)))
 
     def set_level(self, step: s.SetStep) -> None:
         name = self.one(step.device, step.output, step.channel or step.args.channel)
@@ -320,7 +317,9 @@ class _Planner:
             if step.args.amplitude_ma is None:
                 raise self.error("args", f"{name} is a stimulation output: set amplitude_ma")
             try:
-                new = ChannelSetup(waveform=last.waveform, amplitude_ma=step.args.amplitude_ma)
+                new = ChannelSetup.model_validate(
+                    {**last.model_dump(), "amplitude_ma": step.args.amplitude_ma}
+                )
             except ValidationError as exc:
                 raise self.error("args.amplitude_ma", exc.errors()[0]["msg"]) from exc
         self.settings[name] = new

@@ -45,6 +45,7 @@ class UltrasoundArgs(_Strict):
     duty_pct: Literal[10, 20, 50, 100]
     time_s: int = Field(ge=1, le=1800)
     treated_area_cm2: float | None = Field(default=None, gt=0.0, le=1000.0)
+    max_dose_j_cm2: float | None = Field(default=None, gt=0.0, le=1000.0)
 
 
 class StimulationArgs(_Strict):
@@ -58,9 +59,10 @@ class StimulationArgs(_Strict):
     off_s: int = Field(default=0, ge=0, le=60)
     ramp_s: int = Field(default=2, ge=0, le=10)
     amplitude_ma: float = Field(ge=0.0, le=100.0)
-    electrode: Literal["PADS", "US_HEAD"] | None = None
-    electrode_area_cm2: float | None = Field(default=None, gt=0.0, le=1000.0)
+    electrode: Literal["PADS", "US_HEAD"] = "PADS"
+    electrode_area_cm2: float | None = Field(default=None, gt=0.0, le=500.0)
     electrode_region: str | None = Field(default=None, min_length=1)
+    electrode_side: Literal["left", "right", "bilateral", "midline"] | None = None
     attended: bool = False
 
 

@@ -1,0 +1,188 @@
+"""Ultrasound energy, dose and time: the console's own integration and its predictive stop.
+
+Pure functions over one output's `DeviceState`. Energy is integrated from each new reading
+as the unit counts it (ICD US-1): measured intensity x ERA x duty x seconds, only while
+RUNNING and coupled. A treatment is what one full configure set up; its energy adds up over
+its runs (each start resets the unit's counter, not the treatment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sessionconsole.model.settings import UltrasoundSettings
+from sessionconsole.safety import rules
+from sessionconsole.safety.conditions import Condition
+from sessionconsole.safety.types import DeviceLimits, DeviceState, JudgedReading
+
+COUNTER_QUANTUM_J = 1.0  # the unit's counter is whole joules, rounded down
+START_MARGIN = 0.05  # a start is refused once the treatment has less than 5 % left
+
+
+def era_cm2(reading: JudgedReading | None, limits: DeviceLimits) -> float | None:
+    """The head's ERA: as the unit reports it (the truth, ICD US-1), else the profile's."""
+    if reading is not None and reading.era_cm2 is not None:
+        return reading.era_cm2
+    return limits.era_cm2
+
+
+def integrate(dev: DeviceState, reading: JudgedReading | None, limits: DeviceLimits) -> DeviceState:
+    """Add the energy and delivering time since the last reading integrated."""
+    settings = dev.settings
+    if reading is None or not isinstance(settings, UltrasoundSettings):
+        return dev
+    t = reading.received_mono_s
+    last = dev.integrated_at_s
+    if last is not None and t <= last:
+        return dev  # not a new reading
+    energy, delivering = dev.run_energy_j, dev.run_delivering_s
+    if last is not None and dev.integrated_power_w is not None:
+        energy += dev.integrated_power_w * (t - last)
+        delivering += t - last
+    area = era_cm2(reading, limits)
+    power = None
+    if reading.counts_energy and area is not None:
+        power = max(reading.level_measured, 0.0) * area * settings.duty_pct / 100.0
+    return replace(
+        dev,
+        run_energy_j=energy,
+        run_delivering_s=delivering,
+        integrated_at_s=t,
+        integrated_power_w=power,
+    )
+
+
+def run_energy_j(dev: DeviceState, reading: JudgedReading | None) -> float:
+    """This run's energy: the larger of the console's and the unit's count (the cautious)."""
+    counter = None if reading is None or not dev.counter_valid else reading.energy_j
+    return max(dev.run_energy_j, float(counter) if counter is not None else 0.0)
+
+
+def treatment_energy_j(dev: DeviceState, reading: JudgedReading | None) -> float:
+    """Energy delivered in the current treatment so far."""
+    return dev.treatment_base_j + run_energy_j(dev, reading)
+
+
+def energy_limit_j(
+    settings: UltrasoundSettings, reading: JudgedReading | None, limits: DeviceLimits
+) -> tuple[float, str] | None:
+    """The treatment's energy limit and what it is: the plan's dose over the treated area,
+    or else (and never above) the settings' own energy plus the allowance."""
+    area = era_cm2(reading, limits)
+    candidates = []
+    if area is not None:
+        own = settings.settings_energy_j(area) * (1.0 + limits.energy_allowance)
+        candidates.append((own, f"the settings' energy plus {limits.energy_allowance * 100:.0f} %"))
+    planned = settings.dose_limit_j()
+    if planned is not None:
+        candidates.append(
+            (
+                planned,
+                f"the plan's {settings.max_dose_j_cm2:g} J/cm² over "
+                f"{settings.treated_area_cm2:g} cm²",
+            )
+        )
+    return min(candidates, key=lambda c: c[0]) if candidates else None
+
+
+def start_problem(
+    dev: DeviceState, reading: JudgedReading | None, limits: DeviceLimits
+) -> str | None:
+    """Why the treatment may not start again: its energy is (all but) delivered."""
+    settings = dev.settings
+    if not isinstance(settings, UltrasoundSettings):
+        return None
+    limit = energy_limit_j(settings, reading, limits)
+    if limit is None:
+        return None
+    delivered = treatment_energy_j(dev, reading)
+    if delivered <= 0.0 or delivered < limit[0] * (1.0 - START_MARGIN):
+        return None  # nothing delivered yet: a start at 0 W/cm² is raised while running
+    return (
+        f"this treatment has delivered {delivered:.0f} J of {limit[0]:.0f} J ({limit[1]}): "
+        "configure a new treatment to go on"
+    )
+
+
+def conditions(
+    device: str,
+    dev: DeviceState,
+    reading: JudgedReading,
+    limits: DeviceLimits,
+    now: float,
+    tick_period_s: float,
+) -> list[Condition]:
+    """DOSE_LIMIT (predictive), TREATMENT_TIME and ENERGY_MISMATCH for a fresh reading."""
+    settings = dev.settings
+    if not isinstance(settings, UltrasoundSettings) or not reading.running:
+        return []
+    found = []
+    limit = energy_limit_j(settings, reading, limits)
+    delivered = treatment_energy_j(dev, reading)
+    if limit is not None:
+        power = dev.integrated_power_w or 0.0
+        horizon = max(now - reading.received_mono_s, 0.0) + tick_period_s + limits.link_latency_s
+        predicted = delivered + power * horizon
+        if predicted > 0.0 and predicted >= limit[0]:
+            found.append(
+                Condition(
+                    rules.DOSE_LIMIT,
+                    f"{device}: {delivered:.1f} J delivered, {predicted:.1f} J within "
+                    f"{horizon * 1000:.0f} ms, limit {limit[0]:.1f} J ({limit[1]})",
+                    physical=True,
+                )
+            )
+    allowed_s = settings.time_s + limits.time_allowance_s + limits.stale_limit_s
+    if dev.run_delivering_s > allowed_s:
+        found.append(
+            Condition(
+                rules.TREATMENT_TIME,
+                f"{device}: delivering for {dev.run_delivering_s:.1f} s, set time "
+                f"{settings.time_s} s (stopped past {allowed_s:.1f} s)",
+                physical=True,
+            )
+        )
+    counter, share = reading.energy_j, limits.energy_mismatch
+    judged = share is not None and counter is not None and dev.counter_valid
+    if judged and share is not None and counter is not None and not dev.energy_mismatch_reported:
+        mine = dev.run_energy_j
+        gap = abs(counter - mine)
+        if gap > share * max(counter, mine) + COUNTER_QUANTUM_J:
+            found.append(
+                Condition(
+                    rules.ENERGY_MISMATCH,
+                    f"{device}: the console counts {mine:.1f} J this run, the device "
+                    f"{counter} J ({gap / max(counter, mine) * 100:.0f} % apart, alarm beyond "
+                    f"{share * 100:.0f} %)",
+                    physical=False,
+                )
+            )
+    return found
+
+
+def started(dev: DeviceState, reading: JudgedReading | None) -> DeviceState:
+    """A start was sent: the unit's counter restarts from 0; the treatment keeps its energy."""
+    return replace(
+        dev,
+        treatment_base_j=dev.treatment_base_j + run_energy_j(dev, reading),
+        run_energy_j=0.0,
+        run_delivering_s=0.0,
+        integrated_at_s=None,
+        integrated_power_w=None,
+        counter_valid=True,
+        energy_mismatch_reported=False,
+    )
+
+
+def new_treatment(dev: DeviceState) -> DeviceState:
+    """A full configure: a new treatment, nothing delivered yet (the counter is last run's)."""
+    return replace(
+        dev,
+        treatment_base_j=0.0,
+        run_energy_j=0.0,
+        run_delivering_s=0.0,
+        integrated_at_s=None,
+        integrated_power_w=None,
+        counter_valid=False,
+        energy_mismatch_reported=False,
+    )
