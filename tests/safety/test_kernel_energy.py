@@ -202,3 +202,16 @@ def test_no_energy_counted_while_suspended_for_contact() -> None:
         h.tick({"us1": running(h.now + 0.01, state="SUSPENDED", head_coupled=False)})
     dev = h.state.devices["us1"]
     assert dev.run_energy_j == 0.0 and dev.run_delivering_s == 0.0
+
+
+def test_lowering_the_intensity_part_way_is_not_taken_for_an_overdose() -> None:
+    settings = UltrasoundSettings(frequency_khz=1000, intensity_w_cm2=2.0, duty_pct=50, time_s=10)
+    h = Harness(("us1",), {"us1": US_LIMITS})
+    unit = started(h, settings)
+    run(h, unit, 6.0, measured=2.0, intensity_setpoint_w_cm2=2.0)  # 30 J of 50 J (+10 %)
+    lower = settings.model_copy(update={"intensity_w_cm2": 0.2})  # 0.2 would plan only 5 J
+    h.tick(
+        {"us1": running(h.now, intensity_setpoint_w_cm2=2.0)}, Configure(h.next_id(), "us1", lower)
+    )
+    actions = run(h, unit, 1.0, measured=0.2, intensity_setpoint_w_cm2=0.2)
+    assert raised(actions) == [] and unit.on

@@ -5,14 +5,17 @@ after the same latency and can stop arriving (link loss). Invariants checked eve
 no start or setpoint goes out while a trip holds, no setpoint above a limit is ever sent,
 every raised trip sends a stop to every device it covers in the same tick, no heartbeat
 reaches a tripped device, no latched alarm clears without an acknowledgement, a stop not
-obeyed always ends in a lock-out, and only biomedical staff's clear-lockout releases one. Two
-ultrasound outputs and one stimulation output (an ES-2 channel) share the kernel.
+obeyed always ends in a lock-out, and only biomedical staff's clear-lockout releases one; a
+level never rises faster than its ramp limit, and the energy an output delivers in a
+treatment never passes the plan's dose. Two ultrasound outputs and one stimulation output
+(an ES-2 channel) share the kernel; the model units count energy as the US-1 does.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -39,12 +42,18 @@ from sessionconsole.safety.types import (
     Stop,
     StopAll,
 )
-from tests.safety.helpers import LIMITS, STIM_LIMITS, Harness, reading, stim_reading
+from tests.safety.helpers import LIMITS as BASE_LIMITS
+from tests.safety.helpers import STIM_LIMITS as BASE_STIM_LIMITS
+from tests.safety.helpers import Harness, reading, stim_reading
 
 US_DEVICES = ("us1", "us2")
 STIM = "es2.ch1"
 DEVICES = (*US_DEVICES, STIM)
 LATENCY_TICKS = 2
+ERA = 5.0
+# As the controller builds them: shaped increases and the energy rules on.
+LIMITS = replace(BASE_LIMITS, max_ramp_per_s=0.5, energy_mismatch=0.10)
+STIM_LIMITS = replace(BASE_STIM_LIMITS, max_ramp_per_s=5.0, level_step=0.5)
 
 settings_st = st.builds(
     UltrasoundSettings,
@@ -52,6 +61,14 @@ settings_st = st.builds(
     intensity_w_cm2=st.floats(0.0, 3.0, allow_nan=False).map(lambda x: round(x, 2)),
     duty_pct=st.sampled_from([10, 20, 50, 100]),
     time_s=st.integers(1, 1800),
+    treated_area_cm2=st.sampled_from([None, 5.0, 20.0]),
+).flatmap(
+    # The plan's dose when the settings give an area: small, so runs reach it.
+    lambda s: st.sampled_from([None, 0.1, 0.5]).map(
+        lambda dose: (
+            s if s.treated_area_cm2 is None else s.model_copy(update={"max_dose_j_cm2": dose})
+        )
+    )
 )
 
 
@@ -82,6 +99,11 @@ class ModelDevice:
     uncommanded_ticks: int = 0
     stuck_ticks: int = 0  # running after a stop the kernel has not seen confirmed
     level_ratio: float = 1.0  # measured over target while running (1.0: on target)
+    level: float = 0.0  # the level last written to it (intensity or peak amplitude)
+    duty: float = 1.0
+    run_energy_j: float = 0.0  # its counter: reset at each start
+    treatment_energy_j: float = 0.0  # since the last configure reached it
+    dose_limit_j: float | None = None  # the plan's dose x area of that configure
     inbox: deque[tuple[int, object]] = field(default_factory=deque)
     telemetry: deque[tuple[int, object]] = field(default_factory=deque)
 
@@ -96,6 +118,7 @@ class KernelMachine(RuleBasedStateMachine):
         self.devices = {d: ModelDevice() for d in DEVICES}
         self.latest: dict[str, object] = {d: None for d in DEVICES}
         self.pending: list[Command] = []
+        self.last_level: dict[str, tuple[float, float]] = {}  # device -> (time, level) written
 
     # ---- world ----
     def _deliver(self) -> None:
@@ -105,15 +128,29 @@ class KernelMachine(RuleBasedStateMachine):
                 if isinstance(action, SendStop):
                     dev.running = dev.running and dev.ignore_stop
                 elif isinstance(action, SendStart) and dev.fault is None and dev.configured:
-                    dev.running = True
+                    dev.running, dev.run_energy_j = True, 0.0
                 elif isinstance(action, SendConfigure):
                     dev.configured = True
+                    s = action.settings
+                    if isinstance(s, UltrasoundSettings):
+                        dev.level, dev.duty = s.intensity_w_cm2, s.duty_pct / 100.0
+                        dev.treatment_energy_j, dev.dose_limit_j = 0.0, s.dose_limit_j()
+                    else:
+                        dev.level = s.amplitude_ma
+                elif isinstance(action, SendIntensity):
+                    dev.level = action.intensity_w_cm2
+                elif isinstance(action, SendAmplitude):
+                    dev.level = action.amplitude_ma
                 elif isinstance(action, SendResetFault) and not dev.switch and dev.temp_c < 41:
                     dev.fault = None
             if dev.switch:
                 dev.fault, dev.running = "PATIENT_STOP", False
             if dev.temp_c > 41.0:
                 dev.fault, dev.running = "OVERTEMP", False
+            if dev.running and name != STIM:  # as the US-1 counts: measured x ERA x duty x dt
+                delivered = dev.level * dev.level_ratio * ERA * dev.duty * 0.01
+                dev.run_energy_j += delivered
+                dev.treatment_energy_j += delivered
             if dev.link_up:
                 snap: object
                 if name == STIM:
@@ -125,7 +162,8 @@ class KernelMachine(RuleBasedStateMachine):
                         fault=dev.fault,
                         output_active=dev.running,
                         patient_stop_pressed=dev.switch,
-                        level_measured=20.0 * dev.level_ratio if dev.running else 0.0,
+                        level_setpoint=dev.level,
+                        level_measured=dev.level * dev.level_ratio if dev.running else 0.0,
                     )
                 else:
                     state = "FAULT" if dev.fault else ("RUNNING" if dev.running else "IDLE")
@@ -136,7 +174,11 @@ class KernelMachine(RuleBasedStateMachine):
                         output_active=dev.running,
                         head_temperature_c=dev.temp_c,
                         patient_stop_pressed=dev.switch,
-                        intensity_measured_w_cm2=dev.level_ratio if dev.running else 0.0,
+                        intensity_setpoint_w_cm2=dev.level,
+                        intensity_measured_w_cm2=dev.level * dev.level_ratio
+                        if dev.running
+                        else 0.0,
+                        energy_j=math.floor(dev.run_energy_j),
                     )
                 dev.telemetry.append((self.tick_no + LATENCY_TICKS, snap))
             while dev.telemetry and dev.telemetry[0][0] <= self.tick_no:
@@ -160,6 +202,8 @@ class KernelMachine(RuleBasedStateMachine):
             ):
                 assert action.alarm.device in released, f"{action} without a biomedical clear"
         for action in actions:
+            if isinstance(action, SendConfigure | SendStop):
+                self.last_level.pop(action.device, None)  # a new base: the unit ramps from 0
             device = getattr(action, "device", None)
             if device in self.devices and self.devices[device].link_up:
                 self.devices[device].inbox.append((self.tick_no + LATENCY_TICKS, action))
@@ -194,8 +238,10 @@ class KernelMachine(RuleBasedStateMachine):
                 assert action.device == STIM
                 assert action.amplitude_ma <= STIM_LIMITS.max_amplitude.value
                 setup = self.h.state.devices[STIM].settings
-                assert isinstance(setup, ChannelSetup) and setup.amplitude_ma == action.amplitude_ma
+                assert isinstance(setup, ChannelSetup) and action.amplitude_ma <= setup.amplitude_ma
                 assert rms_ma(setup.waveform, action.amplitude_ma) <= STIM_LIMITS.max_rms.value
+            if isinstance(action, SendIntensity | SendAmplitude):
+                self._check_rise(action)
             if isinstance(action, AlarmChanged) and action.change == "raised":
                 rule = action.alarm.rule
                 if rule.action is RuleAction.STOP_ALL:
@@ -208,6 +254,21 @@ class KernelMachine(RuleBasedStateMachine):
                 and action.alarm.rule.latched
             ):
                 assert action.alarm.acknowledged_s is not None
+
+    def _check_rise(self, action: SendIntensity | SendAmplitude) -> None:
+        """A running level rises at most one step, a step's time after the write before it."""
+        limits = STIM_LIMITS if action.device == STIM else LIMITS
+        rate = limits.max_ramp_per_s
+        assert rate is not None
+        level = action.amplitude_ma if isinstance(action, SendAmplitude) else action.intensity_w_cm2
+        step = max(
+            limits.level_step, math.floor(rate * 0.1 / limits.level_step + 1e-9) * limits.level_step
+        )
+        last = self.last_level.get(action.device)
+        if last is not None and level > last[1] + 1e-9:
+            assert level - last[1] <= step + 1e-9, (action, last)
+            assert self.h.now - last[0] >= step / rate - 1e-9, (action, last, self.h.now)
+        self.last_level[action.device] = (self.h.now, level)
 
     # ---- rules ----
     @rule()
@@ -353,6 +414,15 @@ class KernelMachine(RuleBasedStateMachine):
     def let_time_pass_linked(self, ticks: int) -> None:
         for _ in range(ticks):
             self._step()
+
+    @invariant()
+    def no_treatment_passes_the_plans_dose(self) -> None:
+        for name in US_DEVICES:
+            dev = self.devices[name]
+            if dev.dose_limit_j is not None:
+                assert dev.treatment_energy_j <= dev.dose_limit_j + 1e-9, (
+                    f"{name} delivered {dev.treatment_energy_j:.3f} J of {dev.dose_limit_j} J"
+                )
 
     @invariant()
     def stale_running_output_is_always_tripped(self) -> None:

@@ -64,14 +64,21 @@ def treatment_energy_j(dev: DeviceState, reading: JudgedReading | None) -> float
 
 
 def energy_limit_j(
-    settings: UltrasoundSettings, reading: JudgedReading | None, limits: DeviceLimits
+    dev: DeviceState, reading: JudgedReading | None, limits: DeviceLimits
 ) -> tuple[float, str] | None:
     """The treatment's energy limit and what it is: the plan's dose over the treated area,
-    or else (and never above) the settings' own energy plus the allowance."""
+    or else (and never above) the settings' own energy plus the allowance. The settings'
+    energy is at the highest intensity set in this treatment, so lowering the intensity
+    part-way does not make what was delivered at the higher one look like an overdose."""
+    settings = dev.settings
+    if not isinstance(settings, UltrasoundSettings):
+        return None
     area = era_cm2(reading, limits)
     candidates = []
     if area is not None:
-        own = settings.settings_energy_j(area) * (1.0 + limits.energy_allowance)
+        peak = max(settings.intensity_w_cm2, dev.treatment_peak_level)
+        at_peak = settings.model_copy(update={"intensity_w_cm2": peak})
+        own = at_peak.settings_energy_j(area) * (1.0 + limits.energy_allowance)
         candidates.append((own, f"the settings' energy plus {limits.energy_allowance * 100:.0f} %"))
     planned = settings.dose_limit_j()
     if planned is not None:
@@ -89,10 +96,7 @@ def start_problem(
     dev: DeviceState, reading: JudgedReading | None, limits: DeviceLimits
 ) -> str | None:
     """Why the treatment may not start again: its energy is (all but) delivered."""
-    settings = dev.settings
-    if not isinstance(settings, UltrasoundSettings):
-        return None
-    limit = energy_limit_j(settings, reading, limits)
+    limit = energy_limit_j(dev, reading, limits)
     if limit is None:
         return None
     delivered = treatment_energy_j(dev, reading)
@@ -117,7 +121,7 @@ def conditions(
     if not isinstance(settings, UltrasoundSettings) or not reading.running:
         return []
     found = []
-    limit = energy_limit_j(settings, reading, limits)
+    limit = energy_limit_j(dev, reading, limits)
     delivered = treatment_energy_j(dev, reading)
     if limit is not None:
         power = dev.integrated_power_w or 0.0
@@ -178,6 +182,7 @@ def new_treatment(dev: DeviceState) -> DeviceState:
     """A full configure: a new treatment, nothing delivered yet (the counter is last run's)."""
     return replace(
         dev,
+        treatment_peak_level=0.0,
         treatment_base_j=0.0,
         run_energy_j=0.0,
         run_delivering_s=0.0,

@@ -672,7 +672,8 @@ def _configure(tick: _Tick, command: Configure, reading: JudgedReading | None) -
     else:
         tick.actions.append(SendConfigure(device, settings))
         dev = shaping.stopped(energy.new_treatment(dev))
-    tick.devices[device] = replace(dev, settings=settings)
+    peak = max(dev.treatment_peak_level, _level(settings))
+    tick.devices[device] = replace(dev, settings=settings, treatment_peak_level=peak)
     tick.actions.append(Accepted(rid))
 
 

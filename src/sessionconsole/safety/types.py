@@ -422,6 +422,7 @@ class DeviceState:
     run_energy_j: float = 0.0
     run_delivering_s: float = 0.0
     treatment_base_j: float = 0.0
+    treatment_peak_level: float = 0.0  # the highest level set in this treatment
     integrated_at_s: float | None = None
     integrated_power_w: float | None = None  # None: not delivering at that reading
     counter_valid: bool = False  # the unit's energy counter counts this treatment's run
