@@ -100,10 +100,12 @@ class ModelDevice:
     stuck_ticks: int = 0  # running after a stop the kernel has not seen confirmed
     level_ratio: float = 1.0  # measured over target while running (1.0: on target)
     level: float = 0.0  # the level last written to it (intensity or peak amplitude)
+    driven: float = 0.0  # an ultrasound unit's ramped level: 0.5 W/cm² per s (ICD US-1)
     duty: float = 1.0
     run_energy_j: float = 0.0  # its counter: reset at each start
     treatment_energy_j: float = 0.0  # since the last configure reached it
     dose_limit_j: float | None = None  # the plan's dose x area of that configure
+    disobeyed: bool = False  # it ignored a stop in this treatment: no kernel can hold its dose
     inbox: deque[tuple[int, object]] = field(default_factory=deque)
     telemetry: deque[tuple[int, object]] = field(default_factory=deque)
 
@@ -126,15 +128,17 @@ class KernelMachine(RuleBasedStateMachine):
             while dev.inbox and dev.inbox[0][0] <= self.tick_no:
                 _, action = dev.inbox.popleft()
                 if isinstance(action, SendStop):
+                    dev.disobeyed = dev.disobeyed or (dev.running and dev.ignore_stop)
                     dev.running = dev.running and dev.ignore_stop
                 elif isinstance(action, SendStart) and dev.fault is None and dev.configured:
-                    dev.running, dev.run_energy_j = True, 0.0
+                    dev.running, dev.run_energy_j, dev.driven = True, 0.0, 0.0
                 elif isinstance(action, SendConfigure):
                     dev.configured = True
                     s = action.settings
                     if isinstance(s, UltrasoundSettings):
                         dev.level, dev.duty = s.intensity_w_cm2, s.duty_pct / 100.0
                         dev.treatment_energy_j, dev.dose_limit_j = 0.0, s.dose_limit_j()
+                        dev.disobeyed = False
                     else:
                         dev.level = s.amplitude_ma
                 elif isinstance(action, SendIntensity):
@@ -148,7 +152,10 @@ class KernelMachine(RuleBasedStateMachine):
             if dev.temp_c > 41.0:
                 dev.fault, dev.running = "OVERTEMP", False
             if dev.running and name != STIM:  # as the US-1 counts: measured x ERA x duty x dt
-                delivered = dev.level * dev.level_ratio * ERA * dev.duty * 0.01
+                dev.driven = (
+                    min(dev.level, dev.driven + 0.5 * 0.01) if dev.driven < dev.level else dev.level
+                )
+                delivered = dev.driven * dev.level_ratio * ERA * dev.duty * 0.01
                 dev.run_energy_j += delivered
                 dev.treatment_energy_j += delivered
             if dev.link_up:
@@ -175,7 +182,7 @@ class KernelMachine(RuleBasedStateMachine):
                         head_temperature_c=dev.temp_c,
                         patient_stop_pressed=dev.switch,
                         intensity_setpoint_w_cm2=dev.level,
-                        intensity_measured_w_cm2=dev.level * dev.level_ratio
+                        intensity_measured_w_cm2=dev.driven * dev.level_ratio
                         if dev.running
                         else 0.0,
                         energy_j=math.floor(dev.run_energy_j),
@@ -419,7 +426,7 @@ class KernelMachine(RuleBasedStateMachine):
     def no_treatment_passes_the_plans_dose(self) -> None:
         for name in US_DEVICES:
             dev = self.devices[name]
-            if dev.dose_limit_j is not None:
+            if dev.dose_limit_j is not None and not dev.disobeyed:  # stuck: a lock-out instead
                 assert dev.treatment_energy_j <= dev.dose_limit_j + 1e-9, (
                     f"{name} delivered {dev.treatment_energy_j:.3f} J of {dev.dose_limit_j} J"
                 )

@@ -36,19 +36,23 @@ def integrate(dev: DeviceState, reading: JudgedReading | None, limits: DeviceLim
     if last is not None and t <= last:
         return dev  # not a new reading
     energy, delivering = dev.run_energy_j, dev.run_delivering_s
-    if last is not None and dev.integrated_power_w is not None:
-        energy += dev.integrated_power_w * (t - last)
-        delivering += t - last
     area = era_cm2(reading, limits)
     power = None
     if reading.counts_energy and area is not None:
         power = max(reading.level_measured, 0.0) * area * settings.duty_pct / 100.0
+    # Between two readings, the earlier one's power; from a start to the first reading
+    # delivering, that reading's (the unit may have delivered all along: the cautious count).
+    since = dev.integrated_power_w if not (dev.run_unseen and power is not None) else power
+    if last is not None and since is not None:
+        energy += since * (t - last)
+        delivering += t - last
     return replace(
         dev,
         run_energy_j=energy,
         run_delivering_s=delivering,
         integrated_at_s=t,
         integrated_power_w=power,
+        run_unseen=dev.run_unseen and power is None,
     )
 
 
@@ -164,15 +168,17 @@ def conditions(
     return found
 
 
-def started(dev: DeviceState, reading: JudgedReading | None) -> DeviceState:
-    """A start was sent: the unit's counter restarts from 0; the treatment keeps its energy."""
+def started(dev: DeviceState, reading: JudgedReading | None, now: float) -> DeviceState:
+    """A start was sent: the unit's counter restarts from 0; the treatment keeps its energy.
+    The run is integrated from now: the first reading's power counts back to the start."""
     return replace(
         dev,
         treatment_base_j=dev.treatment_base_j + run_energy_j(dev, reading),
         run_energy_j=0.0,
         run_delivering_s=0.0,
-        integrated_at_s=None,
+        integrated_at_s=now,
         integrated_power_w=None,
+        run_unseen=True,
         counter_valid=True,
         energy_mismatch_reported=False,
     )

@@ -780,7 +780,7 @@ def _start(tick: _Tick, command: Start, reading: JudgedReading | None) -> None:
     if spent is not None:
         tick.actions.append(Refused(rid, device, rules.DOSE_LIMIT.id, f"{device}: {spent}"))
         return
-    dev = replace(energy.started(dev, reading), level_sent=None, level_goal=None)
+    dev = replace(energy.started(dev, reading, tick.now), level_sent=None, level_goal=None)
     settings = dev.settings
     if isinstance(settings, ChannelSetup):
         limits = tick.limits[device]

@@ -425,6 +425,7 @@ class DeviceState:
     treatment_peak_level: float = 0.0  # the highest level set in this treatment
     integrated_at_s: float | None = None
     integrated_power_w: float | None = None  # None: not delivering at that reading
+    run_unseen: bool = False  # started, and no reading has shown it delivering yet
     counter_valid: bool = False  # the unit's energy counter counts this treatment's run
     energy_mismatch_reported: bool = False
 
