@@ -93,6 +93,9 @@ async def test_the_form_targets_the_selected_output_with_its_own_settings() -> N
         assert form.query_one("#stim-fields").display and not form.query_one("#us-fields").display
         form.query_one("#mode", Select).value = "ASYM"
         form.query_one("#amplitude_ma", Input).value = "12.5"
+        form.query_one("#electrode_area_cm2", Input).value = "16"
+        form.query_one("#electrode_region", Select).value = "lumbar"
+        form.query_one("#electrode_side", Select).value = "left"
         form.query_one("#attended", Checkbox).value = True
         await pilot.click("#configure")
         await pilot.press("s")
@@ -105,6 +108,9 @@ async def test_the_form_targets_the_selected_output_with_its_own_settings() -> N
         assert isinstance(configure.settings, ChannelSetup)
         assert configure.settings.waveform.mode == "ASYM"
         assert configure.settings.amplitude_ma == 12.5
+        placed = configure.settings.model_dump(include={"electrode_area_cm2", "electrode_region"})
+        assert placed == {"electrode_area_cm2": 16.0, "electrode_region": "lumbar"}
+        assert configure.settings.electrode_side == "left"
         assert start == StartCommand(device="es2.ch1", attended=True)
         [refusal] = {m.text for m in posted if isinstance(m, Say) and m.alert}
         assert refusal.startswith("Settings not sent: waveform.freq_hz") and "250" in refusal

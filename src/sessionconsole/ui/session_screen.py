@@ -76,7 +76,7 @@ class SessionScreen(Screen[None]):
         self._outputs = VerticalScroll(id="outputs")
         self._waiting = Static("waiting for the controller…", id="waiting")
         self._message = Static("", id="message")
-        self.form = SettingsForm()
+        self.form = SettingsForm([(r.label, r.id) for r in vocabulary.regions])
         self.guide_strip = GuideStrip()
         self._banner_text = Text("No active alarms")
         self._priority = "none"

@@ -31,8 +31,9 @@ def _number(field_id: str, value: str, kind: str = "number") -> Input:
 class SettingsForm(VerticalScroll):
     """Output picker, ultrasound or stimulation settings, attended mark, apply/start/stop."""
 
-    def __init__(self) -> None:
+    def __init__(self, regions: list[tuple[str, str]] | None = None) -> None:
         super().__init__(id="settings-form")
+        self._regions = regions or []  # (label, id) of the vocabulary's body regions
         self._modality: dict[str, str] = {}
         self.target: Select[str] = Select([], id="target", prompt="output", allow_blank=True)
 
@@ -71,6 +72,20 @@ class SettingsForm(VerticalScroll):
             )
             yield _row("Ramp (s)", _number("ramp_s", "2", "integer"))
             yield _row("Amplitude", _number("amplitude_ma", "10.0"))
+            yield _row(
+                "Pads (cm²)",
+                Input("", id="electrode_area_cm2", placeholder="profile's", compact=True),
+            )
+            yield _row(
+                "On",
+                Select(self._regions, id="electrode_region", prompt="region", compact=True),
+                Select(
+                    [(side, side) for side in ("left", "right", "bilateral", "midline")],
+                    id="electrode_side",
+                    prompt="side",
+                    compact=True,
+                ),
+            )
             yield _row("", Checkbox("attended (therapist present)", id="attended", compact=True))
         with Horizontal(classes="form-row"):
             yield Button("Apply settings", id="configure", compact=True)
@@ -140,7 +155,7 @@ class SettingsForm(VerticalScroll):
         for field_id in ids:
             widget = self.query_one(f"#{field_id}")
             value = widget.value if isinstance(widget, Input | Select) else ""
-            values[field_id] = str(value)
+            values[field_id] = "" if value is Select.NULL else str(value)
         return values
 
     @on(Button.Pressed, "#configure")
@@ -164,7 +179,16 @@ class SettingsForm(VerticalScroll):
             else:
                 settings = channel_setup(
                     self._values(
-                        "mode", "freq_hz", "pw_us", "on_s", "off_s", "ramp_s", "amplitude_ma"
+                        "mode",
+                        "freq_hz",
+                        "pw_us",
+                        "on_s",
+                        "off_s",
+                        "ramp_s",
+                        "amplitude_ma",
+                        "electrode_area_cm2",
+                        "electrode_region",
+                        "electrode_side",
                     )
                 )
         except SettingsProblem as exc:

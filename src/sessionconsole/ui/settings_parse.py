@@ -50,14 +50,23 @@ def ultrasound_settings(values: Mapping[str, str]) -> UltrasoundSettings:
 
 
 def channel_setup(values: Mapping[str, str]) -> ChannelSetup:
-    """From the form: mode, freq_hz, pw_us, on_s, off_s, ramp_s and amplitude_ma."""
+    """From the form: mode, freq_hz, pw_us, on_s, off_s, ramp_s and amplitude_ma; and where
+    the electrodes are, each left empty when not given (electrode_area_cm2: the profile's
+    pads; electrode_region, electrode_side)."""
     waveform = {
         key: _number(values, key, int) for key in ("freq_hz", "pw_us", "on_s", "off_s", "ramp_s")
     }
+    placement: dict[str, object] = {}
+    if values.get("electrode_area_cm2", "").strip():
+        placement["electrode_area_cm2"] = float(_number(values, "electrode_area_cm2", float))
+    for key in ("electrode_region", "electrode_side"):
+        if values.get(key, "").strip():
+            placement[key] = values[key].strip()
     return _validated(
         ChannelSetup,
         {
             "waveform": {"mode": values["mode"], **waveform},
             "amplitude_ma": float(_number(values, "amplitude_ma", float)),
+            **placement,
         },
     )
