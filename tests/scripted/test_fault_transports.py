@@ -156,6 +156,8 @@ def outputs_on(es2: SimProcess, us1: SimProcess) -> dict[str, bool]:
 def test_every_fault_of_the_moved_unit_is_injected_over_its_transport(
     transport: Transport,
 ) -> None:
+    """The scripts run over this transport inject every fault the moved unit takes, so a new
+    fault in SIMULATORS.md, or a script moved away, shows here."""
     injected = {
         fault
         for script in scripts_for(transport)
@@ -176,6 +178,7 @@ CASES = [(t, script) for t in TRANSPORTS for script in scripts_for(t)]
 def test_fault_script_holds_over_the_transport(
     transport: Transport, script: Path, tmp_path: Path
 ) -> None:
+    """The console reacts to the fault as the script expects, over this transport too."""
     with room_of(transport, tmp_path) as (room, es2, us1):
         db = tmp_path / "sessions.db"
         run = session_run("--room", str(room), "--script", str(script), "--db", str(db))
