@@ -46,7 +46,7 @@ def assert_script_held(script: Path, run: Run, db: Path) -> None:
     expected_alarms = {s["alarm"] for s in steps if s["do"] == "expect" and "alarm" in s}
     assert expected_alarms <= {a["rule_id"] for a in run.summary["alarms"]}
     if any(s.get("no_alarm") for s in steps):
-        assert run.summary["alarms"] == []
+        assert run.summary["alarms"] == [], run.summary["alarms"]
     assert run.summary["session_exit_status"] == "completed"
     verify = subprocess.run(
         [sys.executable, "-m", "sessionconsole.cli", "records", "verify", "--db", str(db)],
