@@ -31,8 +31,15 @@ def rtu_sim() -> Iterator[SimProcess]:
         process.stop()
 
 
-def rtu_profile(path: str, watchdog_ms: int = 400, device_id: int = 1) -> Us1Profile:
-    """A US-1 profile on the simulator's pty: 19200 8N1, 25 Hz, 100 ms request timeout."""
+def rtu_profile(
+    path: str,
+    watchdog_ms: int = 400,
+    device_id: int = 1,
+    request_timeout_ms: int = 100,
+    telemetry_hz: float = 25.0,
+) -> Us1Profile:
+    """A US-1 profile on the simulator's pty: 19200 8N1, by default 25 Hz and a 100 ms
+    request timeout (the bundled `us1-rtu.toml` has 10 Hz and 250 ms)."""
     return Us1Profile(
         kind="us1",
         name="RTU driver test",
@@ -45,8 +52,8 @@ def rtu_profile(path: str, watchdog_ms: int = 400, device_id: int = 1) -> Us1Pro
             port=path,
             parity="N",
             device_id=device_id,
-            request_timeout_ms=100,
-            telemetry_hz=25.0,
+            request_timeout_ms=request_timeout_ms,
+            telemetry_hz=telemetry_hz,
         ),
         limits=UltrasoundProfileLimits(max_intensity_w_cm2=2.0, max_time_s=900),
     )
@@ -177,6 +184,35 @@ async def test_corrupt_link_is_reported_and_clear_recovers(rtu_sim: SimProcess) 
         assert rtu_sim.request({"op": "clear"})["ok"]
         await wait_for(lambda: driver.connected and fresher(driver, stale_from), 5)
         assert driver.last_error is None
+    finally:
+        await driver.close()
+
+
+async def test_a_late_reply_after_a_reconnect_does_not_end_the_io_task(
+    rtu_sim: SimProcess,
+) -> None:
+    """RTU has no transaction id: replies delayed past the timeout reach the reconnect's
+    identity read (a poll's 8 holding registers for 16 input ones). That is a failed link to
+    retry, not an exception that ends the I/O task and leaves the unit unsupervised."""
+    errors: list[str] = []
+    driver = Us1ModbusDriver(
+        "us1",
+        # The bundled profile's timing: a 250 ms timeout, so a 400 ms late reply lands in
+        # the identity read of the reconnect 100 ms later.
+        rtu_profile(rtu_sim.endpoints["rtu_pty"], request_timeout_ms=250, telemetry_hz=10.0),
+        on_error=lambda _device, message: errors.append(message),
+    )
+    await driver.connect_and_stop()
+    driver.start()
+    try:
+        for _ in range(2):  # twice: each round is a chance for a late reply to land badly
+            assert rtu_sim.request({"op": "link", "mode": "delay", "ms": 400})["ok"]
+            await wait_for(lambda: not driver.connected, 3)
+            await asyncio.sleep(0.5)  # reconnects while late replies are still arriving
+            stale_from = time.monotonic()
+            assert rtu_sim.request({"op": "link", "mode": "ok"})["ok"]
+            await wait_for(lambda t=stale_from: driver.connected and fresher(driver, t), 5)
+        assert errors  # the lost replies were reported
     finally:
         await driver.close()
 

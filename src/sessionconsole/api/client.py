@@ -82,8 +82,12 @@ class ControllerClient:
             )
 
     async def _heartbeats(self, interval_s: float) -> None:
-        """Tell the controller this client is alive; a silent client counts as lost."""
-        while self.connected:
+        """Tell the controller this client is alive; a silent client counts as lost.
+
+        Ends once close() has taken the task away, even if its cancel was lost: Python 3.11's
+        wait_for swallows a cancel that lands in the turn its reply arrived (fixed in 3.12).
+        """
+        while self.connected and self._heartbeat_task is asyncio.current_task():
             try:
                 await self.send(HeartbeatCommand(), timeout_s=interval_s * 4)
             except (ControllerUnavailable, TimeoutError):
@@ -120,11 +124,11 @@ class ControllerClient:
 
     async def close(self) -> None:
         """Close the connection and fail every pending request."""
-        if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
+        heartbeats, self._heartbeat_task = self._heartbeat_task, None
+        if heartbeats is not None:
+            heartbeats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat_task
-            self._heartbeat_task = None
+                await heartbeats
         if self._writer is not None:
             self._writer.close()
             with contextlib.suppress(OSError, ConnectionError):

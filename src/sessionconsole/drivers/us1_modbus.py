@@ -343,7 +343,12 @@ class Us1ModbusDriver(DriverLifecycle):
     async def _check_identity(self) -> None:
         """Read the identity registers; raise WrongDevice unless they match the profile."""
         inputs = await self._read("input", us1.IR_COUNT)
-        model, serial, era, bnr = us1.decode_identity(inputs)
+        try:
+            model, serial, era, bnr = us1.decode_identity(inputs)
+        except us1.Us1DecodeError as exc:
+            # A reply that does not fit (on RTU: a late reply to a request sent before a
+            # reconnect) is a failed link, not the end of the I/O task.
+            raise DeviceUnreachable(f"{self.device_id}: {exc}") from exc
         if model != us1.MODEL_CODE:
             raise WrongDevice(
                 f"{self.device_id}: model code 0x{model:04X} at {self.endpoint}, "
