@@ -77,7 +77,7 @@ class SettingsForm(VerticalScroll):
                 Input("", id="electrode_area_cm2", placeholder="profile's", compact=True),
             )
             yield _row(
-                "On",
+                "Placed on",
                 Select(self._regions, id="electrode_region", prompt="region", compact=True),
                 Select(
                     [(side, side) for side in ("left", "right", "bilateral", "midline")],
