@@ -51,6 +51,7 @@ from sessionconsole.api.messages import (
 from sessionconsole.core.guided import GuidedSession, Intent, guided_session
 from sessionconsole.core.peers import PeerPolicy, group_id
 from sessionconsole.core.server import ApiServer, ClientSession
+from sessionconsole.core.stall import DEFAULT_THRESHOLD_S, StallWatch
 from sessionconsole.core.ticker import Ticker
 from sessionconsole.core.units import Unit, descriptor_keys, make_unit, reading_values
 from sessionconsole.drivers.errors import DriverError
@@ -135,6 +136,7 @@ class ControllerConfig:
     biomedical_pin: str | None = None  # $SESSIONCONSOLE_BIOMED_PIN: the biomedical role's PIN
     period_s: float = 0.01
     record_key: RecordKey | None = None  # None: the installation key (created on first use)
+    stall_report_s: float | None = DEFAULT_THRESHOLD_S  # log the loop's stack past this; None: off
 
 
 class Controller:
@@ -156,6 +158,9 @@ class Controller:
         policy = PeerPolicy(owner_uid=os.getuid(), group_gid=group)
         self.server = ApiServer(config.socket_path, self._on_request, policy=policy)
         self.ticker = Ticker(config.period_s, self._tick, clock=clock)
+        self.stall_watch: StallWatch | None = None
+        if config.stall_report_s is not None:
+            self.stall_watch = StallWatch(self.ticker, config.stall_report_s)
         self.session_id = ""
         self._incoming: list[_Pending] = []
         self._awaiting: dict[int, _Pending] = {}
@@ -246,8 +251,14 @@ class Controller:
         log.info("controller serving on %s, session %s", self.config.socket_path, self.session_id)
 
     async def run(self) -> None:
-        """Run the core loop until `shutdown`."""
-        await self.ticker.run()
+        """Run the core loop until `shutdown`, watched for stalls (core/stall.py)."""
+        if self.stall_watch is not None:
+            self.stall_watch.start()
+        try:
+            await self.ticker.run()
+        finally:
+            if self.stall_watch is not None:
+                self.stall_watch.stop()
 
     async def shutdown(
         self, reason: str = "controller stopped by operator", exit_status: str = "completed"
