@@ -22,6 +22,14 @@ def _default_socket() -> str:
     return str(Path(runtime) / f"sessionconsole-{os.getuid()}.sock")
 
 
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
+    return value
+
+
 def _cmd_controller(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -52,7 +60,13 @@ def _cmd_controller(args: argparse.Namespace) -> int:
     except (OSError, ValidationError, ValueError, RecordKeyError) as exc:
         print(f"sessionconsole controller: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    config = dataclasses.replace(config, period_s=1.0 / args.rate_hz, api_group=args.group)
+    config = dataclasses.replace(
+        config,
+        period_s=1.0 / args.rate_hz,
+        api_group=args.group,
+        overrun_periods=args.overrun_periods,
+        overruns_to_stop=args.overruns_to_stop,
+    )
     if args.group is not None:
         from sessionconsole.core.peers import group_id
 
@@ -164,6 +178,21 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("--db", required=True, help="session database (SQLite)")
     ctl.add_argument("--socket", default=_default_socket(), help="local API socket path")
     ctl.add_argument("--rate-hz", type=float, default=100.0, help="core loop rate (default 100)")
+    ctl.add_argument(
+        "--overrun-periods",
+        type=_at_least_one,
+        default=5,
+        metavar="N",
+        help="LOOP_OVERRUN: a tick later than N periods (default 5, the product's; a wider "
+        "bound is for tests on a loaded machine that do not test overruns)",
+    )
+    ctl.add_argument(
+        "--overruns-to-stop",
+        type=_at_least_one,
+        default=3,
+        metavar="N",
+        help="LOOP_OVERRUN_STOP: N such ticks in a row stop every output (default 3)",
+    )
     ctl.add_argument(
         "--key",
         default=None,

@@ -136,6 +136,9 @@ class ControllerConfig:
     biomedical_pin: str | None = None  # $SESSIONCONSOLE_BIOMED_PIN: the biomedical role's PIN
     period_s: float = 0.01
     record_key: RecordKey | None = None  # None: the installation key (created on first use)
+    # LOOP_OVERRUN: a tick later than this many periods; LOOP_OVERRUN_STOP: this many in a row
+    overrun_periods: int = 5
+    overruns_to_stop: int = 3
     stall_report_s: float | None = DEFAULT_THRESHOLD_S  # log the loop's stack past this; None: off
 
 
@@ -152,12 +155,19 @@ class Controller:
         self.drivers = {name: unit.driver for name, unit in self.units.items()}
         self.unit_of = {output: unit for unit in self.units.values() for output in unit.outputs}
         limits = {o: lim for unit in self.units.values() for o, lim in unit.limits.items()}
-        self.state = replace(k.initial_state(limits), tick_period_s=config.period_s)
+        self.state = replace(
+            k.initial_state(limits),
+            tick_period_s=config.period_s,
+            overrun_periods=config.overrun_periods,
+            overruns_to_stop=config.overruns_to_stop,
+        )
         self.recorder = Recorder(config.db_path, key=config.record_key)
         group = None if config.api_group is None else group_id(config.api_group)
         policy = PeerPolicy(owner_uid=os.getuid(), group_gid=group)
         self.server = ApiServer(config.socket_path, self._on_request, policy=policy)
-        self.ticker = Ticker(config.period_s, self._tick, clock=clock)
+        self.ticker = Ticker(
+            config.period_s, self._tick, clock=clock, overrun_periods=config.overrun_periods
+        )
         self.stall_watch: StallWatch | None = None
         if config.stall_report_s is not None:
             self.stall_watch = StallWatch(self.ticker, config.stall_report_s)
@@ -235,6 +245,11 @@ class Controller:
             "outputs": sorted(self.unit_of),
             "startup": startup,
             "closed_as_interrupted": interrupted,
+            "loop": {  # a session run with wider overrun limits says so in its record
+                "period_s": self.config.period_s,
+                "overrun_periods": self.config.overrun_periods,
+                "overruns_to_stop": self.config.overruns_to_stop,
+            },
         }
         self.session_id = await asyncio.wrap_future(self.recorder.open_session(meta, mono, wall))
         for unit in self.units.values():
@@ -494,12 +509,7 @@ class Controller:
                 readings,
                 tuple(cmds),
                 client_silence_s=silence,
-                # Not yet: LOOP_OVERRUN(_STOP) are in the kernel and tested, but on the shared
-                # 2-core CI machine ticks > 5 periods late happen in bursts and stop every
-                # output, which breaks the process-level tests. Pass
-                # `self.ticker.last_lateness_s` here once the loop meets its lateness goals
-                # under load (issue #5 performance).
-                lateness_s=None,
+                lateness_s=self.ticker.last_lateness_s,  # LOOP_OVERRUN(_STOP)
             )
 
         guided = self.guided
