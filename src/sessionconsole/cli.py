@@ -30,11 +30,20 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _rt_priority(text: str) -> int:
+    """An argparse type: a SCHED_FIFO priority, 1 to 99."""
+    value = int(text)
+    if not 1 <= value <= 99:
+        raise argparse.ArgumentTypeError(f"{value}: a real-time priority is 1 to 99")
+    return value
+
+
 def _cmd_controller(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from sessionconsole.core.main import (
         ControllerAlreadyRunning,
+        RealtimeRefused,
         build_config,
         run_controller,
     )
@@ -66,6 +75,7 @@ def _cmd_controller(args: argparse.Namespace) -> int:
         api_group=args.group,
         overrun_periods=args.overrun_periods,
         overruns_to_stop=args.overruns_to_stop,
+        rt_priority=args.rt_priority,
     )
     if args.group is not None:
         from sessionconsole.core.peers import group_id
@@ -77,7 +87,7 @@ def _cmd_controller(args: argparse.Namespace) -> int:
             return 2
     try:
         asyncio.run(run_controller(config))
-    except ControllerAlreadyRunning as exc:
+    except (ControllerAlreadyRunning, RealtimeRefused) as exc:
         print(f"sessionconsole controller: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -192,6 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=3,
         metavar="N",
         help="LOOP_OVERRUN_STOP: N such ticks in a row stop every output (default 3)",
+    )
+    ctl.add_argument(
+        "--rt-priority",
+        type=_rt_priority,
+        default=None,
+        metavar="N",
+        help="run the core loop at real-time priority N (SCHED_FIFO, 1-99): ready ticks then "
+        "never wait behind other programs for a CPU; needs CAP_SYS_NICE or RLIMIT_RTPRIO "
+        "(default: normal scheduling)",
     )
     ctl.add_argument(
         "--key",

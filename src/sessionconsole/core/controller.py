@@ -140,6 +140,7 @@ class ControllerConfig:
     overrun_periods: int = 5
     overruns_to_stop: int = 3
     stall_report_s: float | None = DEFAULT_THRESHOLD_S  # log the loop's stack past this; None: off
+    rt_priority: int | None = None  # SCHED_FIFO priority of the loop's thread (main.py sets it)
 
 
 class Controller:
@@ -249,6 +250,7 @@ class Controller:
                 "period_s": self.config.period_s,
                 "overrun_periods": self.config.overrun_periods,
                 "overruns_to_stop": self.config.overruns_to_stop,
+                "rt_priority": self.config.rt_priority,
             },
         }
         self.session_id = await asyncio.wrap_future(self.recorder.open_session(meta, mono, wall))
