@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -77,6 +78,50 @@ GOALS = {
     "stop_key_to_wire_p99_ms": 30.0,
 }
 OUTPUTS = {"us1": "us1", "es2": "es2.ch1", "cx3": "cx3.us"}  # unit -> the output we run
+
+
+STALLED = re.compile(r"core loop stalled: (\d+) ms past a tick, (\w+)")
+HELD = re.compile(
+    r"stall watch was held (\d+) ms: meanwhile the loop thread used (\d+) ms of CPU "
+    r"and waited (\S+) ms for one, the process used (\d+) ms"
+)
+
+
+def at(block: str) -> str:
+    """The log record's wall time, HH:MM:SS."""
+    found = re.search(r"\d\d:\d\d:\d\d", block)
+    return found.group(0) if found else "?"
+
+
+def stall_reports(log_text: str) -> list[dict[str, Any]]:
+    """The stall watch's reports in the controller's log: how late, what kind, where."""
+    reports: list[dict[str, Any]] = []
+    for block in log_text.split("\n20"):  # every log record starts with the year
+        if found := STALLED.search(block):
+            stack = block.split("loop thread stack:")[1].split("other threads")[0]
+            frames = [line.strip() for line in stack.splitlines() if line.strip()]
+            kind = "idle" if found.group(2) == "waiting" else "blocked"
+            reports.append(
+                {
+                    "at": at(block),
+                    "kind": kind,
+                    "late_ms": int(found.group(1)),
+                    "where": frames[-4:],
+                }
+            )
+        elif found := HELD.search(block):
+            held, loop_cpu, runnable, cpu = found.groups()
+            reports.append(
+                {
+                    "at": at(block),
+                    "kind": "unwatched",
+                    "late_ms": int(held),
+                    "loop_cpu_ms": int(loop_cpu),
+                    "loop_waited_for_cpu_ms": None if runnable == "?" else int(runnable),
+                    "cpu_ms": int(cpu),
+                }
+            )
+    return reports
 
 
 def log(text: str) -> None:
@@ -408,9 +453,23 @@ def run_units32(window_s: float) -> dict[str, Any]:
             stop_controller(controller)
 
 
+def stall_counts(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many stalls of each kind the controller's stall watch reported; where the loop
+    was running code (a blocking call of ours), the innermost frames of each."""
+    counts: dict[str, Any] = {
+        f"loop_stalls_{kind}": sum(1 for r in reports if r["kind"] == kind)
+        for kind in ("blocked", "idle", "unwatched")
+    }
+    counts["loop_stalls_blocked_where"] = [r["where"] for r in reports if r["kind"] == "blocked"]
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, under 60 s")
+    parser.add_argument(
+        "--rt-priority", type=int, metavar="N", help="run the controller with --rt-priority N"
+    )
     parser.add_argument("--units32", action="store_true", help="only the 32-unit figures")
     parser.add_argument(
         "--tui", action="store_true", help="then tui_perf.py --quick on its own stack (~25 s)"
@@ -429,7 +488,9 @@ def main() -> None:
         key_dir = tempfile.mkdtemp(prefix="bench-key-")
         os.environ["SESSIONCONSOLE_RECORD_KEY"] = str(Path(key_dir) / "record.key")
     log("starting the demo stack, the headless TUI and the floor")
-    with DemoStack() as stack:
+    load0 = os.getloadavg()[0]
+    rt = () if args.rt_priority is None else ("--rt-priority", str(args.rt_priority))
+    with DemoStack(controller_args=rt) as stack:
         tui = subprocess.Popen(
             [sys.executable, "-c", TUI, str(stack.socket_path)],
             stdin=subprocess.DEVNULL,
@@ -450,6 +511,7 @@ def main() -> None:
             tui.terminate()
             tui.wait(10)
             floor_out, _ = floor.communicate(timeout=floor_s + 30)
+        stalls = stall_counts(stall_reports(stack.log_path.read_text()))
     bare = json.loads(floor_out)
     if args.quick:
         units = {"units32": "left out of --quick (about 20 s more): run without --quick"}
@@ -463,7 +525,10 @@ def main() -> None:
         "python_timer_lateness_p99_ms": round(bare["p99"], 3),
         "python_timer_lateness_max_ms": round(bare["max"], 3),
         "controller_cpu_pct": round(ctrl_cpu, 1),
+        "controller_rt_priority": args.rt_priority,
+        **stalls,
         "tui_running_throughout": tui_alive,
+        "load_avg_1m_start": round(load0, 2),
         "load_avg_1m": os.getloadavg()[0],
         "cpus": os.cpu_count(),
         "goals": GOALS,
