@@ -135,7 +135,12 @@ async def test_the_loop_limits_come_from_the_command_line_and_are_recorded(
     with running(ControllerProcess(room, tmp_path / "s.db", tmp_path / "a.sock", args)):
         await wait_for(lambda: [e for e in entries(tmp_path / "s.db") if e.kind == "session_start"])
     [start] = [e.payload for e in entries(tmp_path / "s.db") if e.kind == "session_start"]
-    assert start["loop"] == {"period_s": 0.01, "overrun_periods": 8, "overruns_to_stop": 4}
+    assert start["loop"] == {
+        "period_s": 0.01,
+        "overrun_periods": 8,
+        "overruns_to_stop": 4,
+        "rt_priority": None,
+    }
 
 
 @pytest.mark.parametrize("option", ["--overrun-periods", "--overruns-to-stop"])
