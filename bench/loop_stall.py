@@ -5,11 +5,12 @@ one output of each unit running; then, in rounds, the US-1's link is dropped unt
 watchdog has stopped it (~1.2 s: the controller raises COMMS_LOSS and stops the others), and
 restored; the outputs are started again. The controller's stall watch (core/stall.py) logs
 what the loop thread was doing whenever the loop is more than 100 ms past a tick; this script
-reads those reports from the controller's log: `blocked` (the loop was running code: the
-innermost frames say which), `idle` (waiting in its selector: no CPU or no GIL for it) and
-`unwatched` (the watch itself was held: the loop thread's CPU time and its wait for a CPU say
-why). Beside them: the controller's lateness statistics, its LOOP_OVERRUN alarms from the
-record, and the late ticks of a bare asyncio timer loop in its own process (the floor).
+reads those reports from the controller's log: `blocked` (the loop was running code and not
+waiting for a CPU: the innermost frames say which), `starved` (ready to run but given no CPU
+for most of the stall), `idle` (waiting in its selector) and `unwatched` (the watch itself was
+held: the loop thread's CPU time and its wait for a CPU say why). Beside them: the
+controller's lateness statistics, its LOOP_OVERRUN alarms from the record, and the late ticks
+of a bare asyncio timer loop in its own process (the floor).
 
     .venv/bin/python bench/loop_stall.py [--rounds 6]
     .venv/bin/python bench/loop_stall.py --hogs 3                   # + 3 busy processes
@@ -146,7 +147,7 @@ def main() -> None:
         "hogs": args.hogs,
         **{
             f"stalls_{kind}": sum(1 for r in reports if r["kind"] == kind)
-            for kind in ("blocked", "idle", "unwatched")
+            for kind in ("blocked", "starved", "idle", "unwatched")
         },
         "stalls": reports,
         "floor": json.loads(floor_out),

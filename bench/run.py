@@ -80,11 +80,19 @@ GOALS = {
 OUTPUTS = {"us1": "us1", "es2": "es2.ch1", "cx3": "cx3.us"}  # unit -> the output we run
 
 
-STALLED = re.compile(r"core loop stalled: (\d+) ms past a tick, (\w+)")
+STALLED = re.compile(r"core loop stalled \(#(\d+)\)")
+OVER = re.compile(
+    r"core loop stall #(\d+) over \(at least (\d+) ms late\): (\w+); meanwhile the loop "
+    r"thread used (\d+) ms of CPU and waited (\S+) ms for one"
+)
 HELD = re.compile(
     r"stall watch was held (\d+) ms: meanwhile the loop thread used (\d+) ms of CPU "
     r"and waited (\S+) ms for one, the process used (\d+) ms"
 )
+
+
+def _int_or_none(text: str) -> int | None:
+    return None if text == "?" else int(text)
 
 
 def at(block: str) -> str:
@@ -94,30 +102,36 @@ def at(block: str) -> str:
 
 
 def stall_reports(log_text: str) -> list[dict[str, Any]]:
-    """The stall watch's reports in the controller's log: how late, what kind, where."""
+    """The stall watch's verdicts in the controller's log (core/stall.py): kind, how late,
+    the loop thread's CPU and wait for a CPU, and the innermost frames of its first sample."""
     reports: list[dict[str, Any]] = []
+    where: dict[str, list[str]] = {}
     for block in log_text.split("\n20"):  # every log record starts with the year
         if found := STALLED.search(block):
-            stack = block.split("loop thread stack:")[1].split("other threads")[0]
+            stack = block.split("stack:")[1].split("other threads")[0]
             frames = [line.strip() for line in stack.splitlines() if line.strip()]
-            kind = "idle" if found.group(2) == "waiting" else "blocked"
+            where.setdefault(found.group(1), frames[-4:])
+        elif found := OVER.search(block):
+            number, late, kind, cpu, waited = found.groups()
             reports.append(
                 {
                     "at": at(block),
                     "kind": kind,
-                    "late_ms": int(found.group(1)),
-                    "where": frames[-4:],
+                    "late_ms": int(late),
+                    "loop_cpu_ms": int(cpu),
+                    "loop_waited_for_cpu_ms": _int_or_none(waited),
+                    "where": where.get(number, []),
                 }
             )
         elif found := HELD.search(block):
-            held, loop_cpu, runnable, cpu = found.groups()
+            held, loop_cpu, waited, cpu = found.groups()
             reports.append(
                 {
                     "at": at(block),
                     "kind": "unwatched",
                     "late_ms": int(held),
                     "loop_cpu_ms": int(loop_cpu),
-                    "loop_waited_for_cpu_ms": None if runnable == "?" else int(runnable),
+                    "loop_waited_for_cpu_ms": _int_or_none(waited),
                     "cpu_ms": int(cpu),
                 }
             )
@@ -458,7 +472,7 @@ def stall_counts(reports: list[dict[str, Any]]) -> dict[str, Any]:
     was running code (a blocking call of ours), the innermost frames of each."""
     counts: dict[str, Any] = {
         f"loop_stalls_{kind}": sum(1 for r in reports if r["kind"] == kind)
-        for kind in ("blocked", "idle", "unwatched")
+        for kind in ("blocked", "starved", "idle", "unwatched")
     }
     counts["loop_stalls_blocked_where"] = [r["where"] for r in reports if r["kind"] == "blocked"]
     return counts

@@ -1,5 +1,6 @@
 """The stall watch names what blocks the core loop: a blocking call on the loop is reported with
-its stack, a call that holds the GIL (so no other thread can look) by the loop's CPU time."""
+its stack and judged `blocked`, a call that holds the GIL (so no other thread can look) by the
+loop thread's CPU time over the time the watch was held."""
 
 from __future__ import annotations
 
@@ -46,7 +47,10 @@ async def test_a_blocking_call_on_the_loop_is_named_in_the_log(
     blocked = [s for s in watch.stalls if s.kind == "blocked"]
     assert blocked, watch.stalls
     assert any("blocking_driver_call" in stack for stack in blocked[0].stacks)
-    assert "blocking_driver_call" in caplog.text and "running code" in caplog.text
+    assert "blocking_driver_call" in caplog.text and "loop thread in code" in caplog.text
+    # The verdict once the late tick ran: the loop thread slept in the call, not for a CPU.
+    assert "over (at least" in caplog.text and ": blocked; meanwhile" in caplog.text
+    assert blocked[0].loop_runnable_ms is None or blocked[0].loop_runnable_ms < 250
 
 
 async def test_a_call_holding_the_gil_shows_as_loop_cpu_while_the_watch_was_held() -> None:

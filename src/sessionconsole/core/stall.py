@@ -1,14 +1,18 @@
-"""A watchdog thread that names what stalls the core loop.
+"""A watchdog thread that says what stalls the core loop.
 
 The ticker knows how late a tick was only once the tick runs, which says nothing about why.
-This thread looks from outside. Whenever the loop is more than `threshold_s` past its next
-tick, it samples the loop thread's stack (sys._current_frames) and logs it, so a blocking
-call on the loop names itself. A stack that ends in the selector's wait means the loop had
-nothing to do: the process got no CPU, or another thread held the GIL. When the watch itself
-wakes late (the whole process was held, or a C call on the loop held the GIL, so no Python
-thread could run), it logs how much CPU the loop thread and the process used meanwhile:
-none means the machine did not run us; the loop thread's CPU close to the wall time means a
-call on the loop held the GIL.
+This thread looks from outside, 20 times a second. Whenever the loop is more than
+`threshold_s` past its next tick, it samples the loop thread's stack (sys._current_frames)
+and its scheduler state, and logs them; once the late tick has run, it logs a verdict from the
+loop thread's CPU time and its wait on a run queue (Linux schedstat) over the stall:
+
+- `blocked`: the loop thread was not kept off a CPU: it ran code or slept in a call, and the
+  stacks name it: a blocking call on the loop;
+- `starved`: it was ready to run for most of the stall, but the machine gave it no CPU (the
+  stacks only show where it was preempted);
+- `idle`: it slept in its selector past the deadline, neither running nor waiting for a CPU;
+- `unwatched`: the watch itself could not run (the whole process was held, or a C call on the
+  loop held the GIL); the same clocks over that time say which.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD_S = 0.1
 MAX_SAMPLES_PER_STALL = 5  # distinct stacks kept (and logged) per stall
 STACK_FRAMES = 14  # innermost frames kept of each sample
+STARVED_SHARE = 0.5  # waiting for a CPU this share of the stall or more: starved
 
-StallKind = Literal["blocked", "idle", "unwatched"]
+StallKind = Literal["blocked", "starved", "idle", "unwatched"]
 
 
 class Scheduled(Protocol):
@@ -41,19 +46,14 @@ class Scheduled(Protocol):
 
 @dataclass
 class Stall:
-    """One stall of the loop, as the watch saw it.
-
-    `blocked`: the loop thread was running code (its stacks say which); `idle`: it was waiting
-    in the selector past its deadline (no CPU or no GIL for it); `unwatched`: the watch itself
-    could not run, so only the CPU figures say what happened.
-    """
+    """One stall of the loop as the watch saw it (kinds: see the module docstring)."""
 
     kind: StallKind
-    late_ms: float  # how late the loop was when first seen (unwatched: how long we were held)
+    late_ms: float  # how late the loop was at the last sample (unwatched: how long we were held)
     stacks: list[str] = field(default_factory=list)
-    loop_cpu_ms: float | None = None  # unwatched: CPU of the loop thread while we were held
-    process_cpu_ms: float | None = None  # unwatched: CPU of the whole process meanwhile
-    loop_runnable_ms: float | None = None  # unwatched: the loop thread ready but given no CPU
+    loop_cpu_ms: float | None = None  # the loop thread's CPU time over the stall so far
+    loop_runnable_ms: float | None = None  # its wait for a CPU over the stall so far
+    process_cpu_ms: float | None = None  # unwatched: the whole process's CPU meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,22 @@ def _innermost(frame: FrameType) -> str:
     return f"{code.co_filename}:{frame.f_lineno} in {code.co_name}"
 
 
+def _thread_state(fd: int | None) -> str:
+    """The scheduler state letter of a /proc task stat (R running or ready, S sleeping, D in
+    uninterruptible I/O), or "?"."""
+    if fd is None:
+        return "?"
+    try:
+        stat = os.pread(fd, 512, 0)
+        return stat[stat.rindex(b")") + 2 :][:1].decode()
+    except (OSError, ValueError):
+        return "?"
+
+
+def _ms(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f}"
+
+
 class StallWatch:
     """Samples the loop thread whenever the loop is `threshold_s` past the ticker's next
     deadline. Start it from the loop's thread; stop it before the process exits."""
@@ -92,6 +108,7 @@ class StallWatch:
         self._loop_thread = 0
         self._loop_cpu_clock = 0
         self._schedstat_fd: int | None = None  # the loop thread's /proc schedstat, kept open
+        self._stat_fd: int | None = None  # and its /proc stat (scheduler state)
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -99,11 +116,9 @@ class StallWatch:
         """Watch the calling thread (the loop's) from a daemon thread."""
         self._loop_thread = threading.get_ident()
         self._loop_cpu_clock = time.pthread_getcpuclockid(self._loop_thread)
-        try:
-            path = f"/proc/self/task/{threading.get_native_id()}/schedstat"
-            self._schedstat_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:  # not Linux, or no schedstats: the report says "?"
-            self._schedstat_fd = None
+        task = f"/proc/self/task/{threading.get_native_id()}"
+        self._schedstat_fd = _open_or_none(f"{task}/schedstat")  # not Linux: reports say "?"
+        self._stat_fd = _open_or_none(f"{task}/stat")
         self._stopping = False
         self._thread = threading.Thread(target=self._watch, name="loop-stall-watch", daemon=True)
         self._thread.start()
@@ -114,9 +129,10 @@ class StallWatch:
         if self._thread is not None:
             self._thread.join(timeout=1.0)
             self._thread = None
-        if self._schedstat_fd is not None:
-            os.close(self._schedstat_fd)
-            self._schedstat_fd = None
+        for fd in (self._schedstat_fd, self._stat_fd):
+            if fd is not None:
+                os.close(fd)
+        self._schedstat_fd = self._stat_fd = None
 
     def _probe(self) -> _Probe:
         return _Probe(
@@ -138,7 +154,7 @@ class StallWatch:
 
     def _watch(self) -> None:
         interval = self.threshold_s / 2
-        current: tuple[float, Stall] | None = None  # (the late tick's deadline, its stall)
+        current: tuple[float, _Probe, Stall] | None = None  # the late deadline, start, stall
         before = self._probe()
         while True:
             time.sleep(interval)  # cheaper than an Event's timed wait, 20 times a second
@@ -147,30 +163,23 @@ class StallWatch:
             now = self._probe()
             if now.wall_s - before.wall_s > interval + self.threshold_s:
                 self._unwatched(before, now)
-            before = now
             due = self.ticker.next_deadline_s
-            if current is not None and due > current[0]:
-                current = None  # the late tick has run: that stall is over
+            if current is not None and due > current[0]:  # the late tick has run
+                self._verdict(current[2], current[1], now)
+                current = None
             late = now.wall_s - due
-            if late <= self.threshold_s:
-                continue
-            if current is None:
-                current = (due, Stall("idle", late * 1000))
-                self.stalls.append(current[1])
-            self._sample(current[1], late)
+            if late > self.threshold_s:
+                if current is None:  # measured from the last look before it began
+                    current = (due, before, Stall("idle", late * 1000))
+                    self.stalls.append(current[2])
+                self._sample(current[2], current[1], now, late)
+            before = now
 
     def _unwatched(self, before: _Probe, now: _Probe) -> None:
         """The watch woke late: record what the CPU clocks say about the time it was held."""
-        runnable = None
-        if now.loop_runnable_s is not None and before.loop_runnable_s is not None:
-            runnable = (now.loop_runnable_s - before.loop_runnable_s) * 1000
-        stall = Stall(
-            "unwatched",
-            (now.wall_s - before.wall_s) * 1000,
-            loop_cpu_ms=(now.loop_cpu_s - before.loop_cpu_s) * 1000,
-            process_cpu_ms=(now.process_cpu_s - before.process_cpu_s) * 1000,
-            loop_runnable_ms=runnable,
-        )
+        stall = Stall("unwatched", (now.wall_s - before.wall_s) * 1000)
+        _meanwhile(stall, before, now)
+        stall.process_cpu_ms = (now.process_cpu_s - before.process_cpu_s) * 1000
         self.stalls.append(stall)
         log.warning(
             "core loop stall watch was held %.0f ms: meanwhile the loop thread used %.0f ms of "
@@ -179,24 +188,26 @@ class StallWatch:
             "us; neither: a thread blocked in the kernel)",
             stall.late_ms,
             stall.loop_cpu_ms,
-            "?" if runnable is None else f"{runnable:.0f}",
+            _ms(stall.loop_runnable_ms),
             stall.process_cpu_ms,
         )
 
-    def _sample(self, stall: Stall, late: float) -> None:
-        """Keep the loop thread's stack if it differs from this stall's earlier samples; with
-        it, where every other thread is (one that holds the GIL stalls the loop too)."""
+    def _sample(self, stall: Stall, start: _Probe, now: _Probe, late: float) -> None:
+        """Keep and log the loop thread's stack and scheduler state if the stack is a new one,
+        with where every other thread is (one that holds the GIL stalls the loop too)."""
         frames = sys._current_frames()
         frame = frames.get(self._loop_thread)
+        stall.late_ms = late * 1000
+        _meanwhile(stall, start, now)
         if frame is None or len(stall.stacks) >= MAX_SAMPLES_PER_STALL:
             return
         stack = "".join(traceback.format_stack(frame)[-STACK_FRAMES:])
         if stack in stall.stacks:
             return
         stall.stacks.append(stack)
-        idle = _waiting_in_selector(stack)
-        if not idle:
-            stall.kind = "blocked"
+        state = _thread_state(self._stat_fd)
+        if not _waiting_in_selector(stack):
+            stall.kind = "blocked"  # until the verdict says the machine kept it off a CPU
         names = {t.ident: t.name for t in threading.enumerate()}
         others = [
             f"  {names.get(ident, ident)}: {_innermost(other)}"
@@ -204,10 +215,42 @@ class StallWatch:
             if ident not in (self._loop_thread, threading.get_ident())
         ]
         log.warning(
-            "core loop stalled: %.0f ms past a tick, %s; loop thread stack:\n%s"
-            "other threads, innermost frame:\n%s",
-            late * 1000,
-            "waiting in the selector (no CPU or no GIL for it)" if idle else "running code",
+            "core loop stalled (#%d): %.0f ms past a tick, loop thread %s (state %s); its "
+            "stack:\n%sother threads, innermost frame:\n%s",
+            self.stalls.index(stall) + 1,
+            stall.late_ms,
+            "in the selector" if _waiting_in_selector(stack) else "in code",
+            state,
             stack,
             "\n".join(others) or "  none",
         )
+
+    def _verdict(self, stall: Stall, start: _Probe, now: _Probe) -> None:
+        """The late tick has run: judge the stall by the loop thread's clocks over it (a wait
+        for a CPU is counted only once the thread has run again, so only now)."""
+        _meanwhile(stall, start, now)
+        if (stall.loop_runnable_ms or 0.0) >= STARVED_SHARE * stall.late_ms:
+            stall.kind = "starved"
+        log.warning(
+            "core loop stall #%d over (at least %.0f ms late): %s; meanwhile the loop thread "
+            "used %.0f ms of CPU and waited %s ms for one",
+            self.stalls.index(stall) + 1,
+            stall.late_ms,
+            stall.kind,
+            stall.loop_cpu_ms,
+            _ms(stall.loop_runnable_ms),
+        )
+
+
+def _open_or_none(path: str) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def _meanwhile(stall: Stall, start: _Probe, now: _Probe) -> None:
+    """The loop thread's CPU time and run-queue wait between two probes, into `stall`."""
+    stall.loop_cpu_ms = (now.loop_cpu_s - start.loop_cpu_s) * 1000
+    if now.loop_runnable_s is not None and start.loop_runnable_s is not None:
+        stall.loop_runnable_ms = (now.loop_runnable_s - start.loop_runnable_s) * 1000
