@@ -24,8 +24,13 @@ def test_the_loop_thread_runs_at_the_real_time_priority_asked_for(
     args = ("--rt-priority", "5")
     with running(ControllerProcess(room, tmp_path / "s.db", tmp_path / "a.sock", args)) as ctl:
         assert ctl.proc is not None
-        assert os.sched_getscheduler(ctl.proc.pid) == os.SCHED_FIFO  # the main (loop) thread
-        assert os.sched_getparam(ctl.proc.pid).sched_priority == 5
+        pid = ctl.proc.pid  # the main thread: the loop's
+        policy = os.sched_getscheduler(pid)
+        assert policy == os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, policy
+        assert os.sched_getparam(pid).sched_priority == 5
+        # Nothing else runs real-time: not the recorder's writer, nor threads started later.
+        others = [int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid]
+        assert others and all(os.sched_getscheduler(t) == os.SCHED_OTHER for t in others)
     [start] = [e.payload for e in entries(tmp_path / "s.db") if e.kind == "session_start"]
     assert start["loop"]["rt_priority"] == 5
 
