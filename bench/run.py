@@ -22,10 +22,13 @@ floor). While outputs run on all three units it measures, in rounds:
   beside the configured stale limit.
 - loop lateness p50/p99/max: the controller's own statistics at the end (p50/p99 over its
   last 60 s window), beside the floor.
+- loop stalls: the controller's stall watch (core/stall.py) verdicts from its log, by kind
+  (`loop_stalls_*`; where a stall was `blocked`, the innermost frames of the loop thread).
 - (full run only) 32 US-1 units from one `--count 32` simulator on one controller: loop
   lateness and the controller's CPU from /proc.
 
     .venv/bin/python bench/run.py [--quick]      # --quick: under 60 s
+    .venv/bin/python bench/run.py --quick --rt-priority 10   # controller at SCHED_FIFO 10
     .venv/bin/python bench/run.py --quick --tui  # + tui_perf.py's quick figures as tui_*
 
 Progress goes to stderr; the last line on stdout is one JSON object with every figure.
