@@ -22,10 +22,13 @@ floor). While outputs run on all three units it measures, in rounds:
   beside the configured stale limit.
 - loop lateness p50/p99/max: the controller's own statistics at the end (p50/p99 over its
   last 60 s window), beside the floor.
+- loop stalls: the controller's stall watch (core/stall.py) verdicts from its log, by kind
+  (`loop_stalls_*`; where a stall was `blocked`, the innermost frames of the loop thread).
 - (full run only) 32 US-1 units from one `--count 32` simulator on one controller: loop
   lateness and the controller's CPU from /proc.
 
     .venv/bin/python bench/run.py [--quick]      # --quick: under 60 s
+    .venv/bin/python bench/run.py --quick --rt-priority 10   # controller at SCHED_FIFO 10
     .venv/bin/python bench/run.py --quick --tui  # + tui_perf.py's quick figures as tui_*
 
 Progress goes to stderr; the last line on stdout is one JSON object with every figure.
@@ -37,6 +40,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -77,6 +81,64 @@ GOALS = {
     "stop_key_to_wire_p99_ms": 30.0,
 }
 OUTPUTS = {"us1": "us1", "es2": "es2.ch1", "cx3": "cx3.us"}  # unit -> the output we run
+
+
+STALLED = re.compile(r"core loop stalled \(#(\d+)\)")
+OVER = re.compile(
+    r"core loop stall #(\d+) over \(at least (\d+) ms late\): (\w+); meanwhile the loop "
+    r"thread used (\d+) ms of CPU and waited (\S+) ms for one"
+)
+HELD = re.compile(
+    r"stall watch was held (\d+) ms: meanwhile the loop thread used (\d+) ms of CPU "
+    r"and waited (\S+) ms for one, the process used (\d+) ms"
+)
+
+
+def _int_or_none(text: str) -> int | None:
+    return None if text == "?" else int(text)
+
+
+def at(block: str) -> str:
+    """The log record's wall time, HH:MM:SS."""
+    found = re.search(r"\d\d:\d\d:\d\d", block)
+    return found.group(0) if found else "?"
+
+
+def stall_reports(log_text: str) -> list[dict[str, Any]]:
+    """The stall watch's verdicts in the controller's log (core/stall.py): kind, how late,
+    the loop thread's CPU and wait for a CPU, and the innermost frames of its first sample."""
+    reports: list[dict[str, Any]] = []
+    where: dict[str, list[str]] = {}
+    for block in log_text.split("\n20"):  # every log record starts with the year
+        if found := STALLED.search(block):
+            stack = block.split("stack:")[1].split("other threads")[0]
+            frames = [line.strip() for line in stack.splitlines() if line.strip()]
+            where.setdefault(found.group(1), frames[-4:])
+        elif found := OVER.search(block):
+            number, late, kind, cpu, waited = found.groups()
+            reports.append(
+                {
+                    "at": at(block),
+                    "kind": kind,
+                    "late_ms": int(late),
+                    "loop_cpu_ms": int(cpu),
+                    "loop_waited_for_cpu_ms": _int_or_none(waited),
+                    "where": where.get(number, []),
+                }
+            )
+        elif found := HELD.search(block):
+            held, loop_cpu, waited, cpu = found.groups()
+            reports.append(
+                {
+                    "at": at(block),
+                    "kind": "unwatched",
+                    "late_ms": int(held),
+                    "loop_cpu_ms": int(loop_cpu),
+                    "loop_waited_for_cpu_ms": _int_or_none(waited),
+                    "cpu_ms": int(cpu),
+                }
+            )
+    return reports
 
 
 def log(text: str) -> None:
@@ -408,9 +470,23 @@ def run_units32(window_s: float) -> dict[str, Any]:
             stop_controller(controller)
 
 
+def stall_counts(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many stalls of each kind the controller's stall watch reported; where the loop
+    was running code (a blocking call of ours), the innermost frames of each."""
+    counts: dict[str, Any] = {
+        f"loop_stalls_{kind}": sum(1 for r in reports if r["kind"] == kind)
+        for kind in ("blocked", "starved", "idle", "unwatched")
+    }
+    counts["loop_stalls_blocked_where"] = [r["where"] for r in reports if r["kind"] == "blocked"]
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, under 60 s")
+    parser.add_argument(
+        "--rt-priority", type=int, metavar="N", help="run the controller with --rt-priority N"
+    )
     parser.add_argument("--units32", action="store_true", help="only the 32-unit figures")
     parser.add_argument(
         "--tui", action="store_true", help="then tui_perf.py --quick on its own stack (~25 s)"
@@ -429,7 +505,9 @@ def main() -> None:
         key_dir = tempfile.mkdtemp(prefix="bench-key-")
         os.environ["SESSIONCONSOLE_RECORD_KEY"] = str(Path(key_dir) / "record.key")
     log("starting the demo stack, the headless TUI and the floor")
-    with DemoStack() as stack:
+    load0 = os.getloadavg()[0]
+    rt = () if args.rt_priority is None else ("--rt-priority", str(args.rt_priority))
+    with DemoStack(controller_args=rt) as stack:
         tui = subprocess.Popen(
             [sys.executable, "-c", TUI, str(stack.socket_path)],
             stdin=subprocess.DEVNULL,
@@ -450,6 +528,7 @@ def main() -> None:
             tui.terminate()
             tui.wait(10)
             floor_out, _ = floor.communicate(timeout=floor_s + 30)
+        stalls = stall_counts(stall_reports(stack.log_path.read_text()))
     bare = json.loads(floor_out)
     if args.quick:
         units = {"units32": "left out of --quick (about 20 s more): run without --quick"}
@@ -463,7 +542,10 @@ def main() -> None:
         "python_timer_lateness_p99_ms": round(bare["p99"], 3),
         "python_timer_lateness_max_ms": round(bare["max"], 3),
         "controller_cpu_pct": round(ctrl_cpu, 1),
+        "controller_rt_priority": args.rt_priority,
+        **stalls,
         "tui_running_throughout": tui_alive,
+        "load_avg_1m_start": round(load0, 2),
         "load_avg_1m": os.getloadavg()[0],
         "cpus": os.cpu_count(),
         "goals": GOALS,

@@ -22,11 +22,28 @@ def _default_socket() -> str:
     return str(Path(runtime) / f"sessionconsole-{os.getuid()}.sock")
 
 
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
+    return value
+
+
+def _rt_priority(text: str) -> int:
+    """An argparse type: a SCHED_FIFO priority, 1 to 99."""
+    value = int(text)
+    if not 1 <= value <= 99:
+        raise argparse.ArgumentTypeError(f"{value}: a real-time priority is 1 to 99")
+    return value
+
+
 def _cmd_controller(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from sessionconsole.core.main import (
         ControllerAlreadyRunning,
+        RealtimeRefused,
         build_config,
         run_controller,
     )
@@ -52,7 +69,14 @@ def _cmd_controller(args: argparse.Namespace) -> int:
     except (OSError, ValidationError, ValueError, RecordKeyError) as exc:
         print(f"sessionconsole controller: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    config = dataclasses.replace(config, period_s=1.0 / args.rate_hz, api_group=args.group)
+    config = dataclasses.replace(
+        config,
+        period_s=1.0 / args.rate_hz,
+        api_group=args.group,
+        overrun_periods=args.overrun_periods,
+        overruns_to_stop=args.overruns_to_stop,
+        rt_priority=args.rt_priority,
+    )
     if args.group is not None:
         from sessionconsole.core.peers import group_id
 
@@ -63,7 +87,7 @@ def _cmd_controller(args: argparse.Namespace) -> int:
             return 2
     try:
         asyncio.run(run_controller(config))
-    except ControllerAlreadyRunning as exc:
+    except (ControllerAlreadyRunning, RealtimeRefused) as exc:
         print(f"sessionconsole controller: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -164,6 +188,30 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("--db", required=True, help="session database (SQLite)")
     ctl.add_argument("--socket", default=_default_socket(), help="local API socket path")
     ctl.add_argument("--rate-hz", type=float, default=100.0, help="core loop rate (default 100)")
+    ctl.add_argument(
+        "--overrun-periods",
+        type=_at_least_one,
+        default=5,
+        metavar="N",
+        help="LOOP_OVERRUN: a tick later than N periods (default 5, the product's; a wider "
+        "bound is for tests on a loaded machine that do not test overruns)",
+    )
+    ctl.add_argument(
+        "--overruns-to-stop",
+        type=_at_least_one,
+        default=3,
+        metavar="N",
+        help="LOOP_OVERRUN_STOP: N such ticks in a row stop every output (default 3)",
+    )
+    ctl.add_argument(
+        "--rt-priority",
+        type=_rt_priority,
+        default=None,
+        metavar="N",
+        help="run the core loop at real-time priority N (SCHED_FIFO, 1-99): ready ticks then "
+        "never wait behind other programs for a CPU; needs CAP_SYS_NICE or RLIMIT_RTPRIO "
+        "(default: normal scheduling)",
+    )
     ctl.add_argument(
         "--key",
         default=None,

@@ -44,9 +44,10 @@ def spawn_controller(
     therapist: str,
     patient: str,
     plan: Path | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
     """`sessionconsole controller` as a child that dies with us and ignores our terminal's ^C;
-    with `plan`, the session is guided by it."""
+    with `plan`, the session is guided by it; `extra_args` go to its command line."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -56,6 +57,7 @@ def spawn_controller(
             *("--room", str(room), "--db", str(db), "--socket", str(socket_path)),
             *("--therapist", therapist, "--patient", patient),
             *(() if plan is None else ("--plan", str(plan))),
+            *extra_args,
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -102,8 +104,10 @@ class DemoStack:
         operator: str | None = None,
         patient: str = DEMO_PATIENT,
         plan: Path | None = None,
+        controller_args: tuple[str, ...] = (),
     ) -> None:
         self.operator = operator or demo_operator()
+        self.controller_args = controller_args  # e.g. the benches' --rt-priority
         self.patient = patient
         self.plan = plan  # a treatment plan the session follows (guided session)
         self.workdir = Path(tempfile.mkdtemp(prefix="sessionconsole-demo-"))
@@ -141,6 +145,7 @@ class DemoStack:
                 self.operator,
                 self.patient,
                 self.plan,
+                self.controller_args,
             )
             wait_for_socket(self.controller, self.socket_path, self.log_path, CONTROLLER_READY_S)
         except BaseException:

@@ -51,6 +51,7 @@ from sessionconsole.api.messages import (
 from sessionconsole.core.guided import GuidedSession, Intent, guided_session
 from sessionconsole.core.peers import PeerPolicy, group_id
 from sessionconsole.core.server import ApiServer, ClientSession
+from sessionconsole.core.stall import DEFAULT_THRESHOLD_S, StallWatch
 from sessionconsole.core.ticker import Ticker
 from sessionconsole.core.units import Unit, descriptor_keys, make_unit, reading_values
 from sessionconsole.drivers.errors import DriverError
@@ -135,6 +136,11 @@ class ControllerConfig:
     biomedical_pin: str | None = None  # $SESSIONCONSOLE_BIOMED_PIN: the biomedical role's PIN
     period_s: float = 0.01
     record_key: RecordKey | None = None  # None: the installation key (created on first use)
+    # LOOP_OVERRUN: a tick later than this many periods; LOOP_OVERRUN_STOP: this many in a row
+    overrun_periods: int = 5
+    overruns_to_stop: int = 3
+    stall_report_s: float | None = DEFAULT_THRESHOLD_S  # log the loop's stack past this; None: off
+    rt_priority: int | None = None  # SCHED_FIFO priority of the loop's thread (main.py sets it)
 
 
 class Controller:
@@ -154,12 +160,19 @@ class Controller:
             k.initial_state(limits),
             tick_period_s=config.period_s,
             thoracic_regions=dict(config.clinical.thoracic_regions),
+            overrun_periods=config.overrun_periods,
+            overruns_to_stop=config.overruns_to_stop,
         )
         self.recorder = Recorder(config.db_path, key=config.record_key)
         group = None if config.api_group is None else group_id(config.api_group)
         policy = PeerPolicy(owner_uid=os.getuid(), group_gid=group)
         self.server = ApiServer(config.socket_path, self._on_request, policy=policy)
-        self.ticker = Ticker(config.period_s, self._tick, clock=clock)
+        self.ticker = Ticker(
+            config.period_s, self._tick, clock=clock, overrun_periods=config.overrun_periods
+        )
+        self.stall_watch: StallWatch | None = None
+        if config.stall_report_s is not None:
+            self.stall_watch = StallWatch(self.ticker, config.stall_report_s)
         self.session_id = ""
         self._incoming: list[_Pending] = []
         self._awaiting: dict[int, _Pending] = {}
@@ -235,6 +248,12 @@ class Controller:
             "outputs": sorted(self.unit_of),
             "startup": startup,
             "closed_as_interrupted": interrupted,
+            "loop": {  # a session run with wider overrun limits says so in its record
+                "period_s": self.config.period_s,
+                "overrun_periods": self.config.overrun_periods,
+                "overruns_to_stop": self.config.overruns_to_stop,
+                "rt_priority": self.config.rt_priority,
+            },
         }
         self.session_id = await asyncio.wrap_future(self.recorder.open_session(meta, mono, wall))
         for unit in self.units.values():
@@ -251,8 +270,14 @@ class Controller:
         log.info("controller serving on %s, session %s", self.config.socket_path, self.session_id)
 
     async def run(self) -> None:
-        """Run the core loop until `shutdown`."""
-        await self.ticker.run()
+        """Run the core loop until `shutdown`, watched for stalls (core/stall.py)."""
+        if self.stall_watch is not None:
+            self.stall_watch.start()
+        try:
+            await self.ticker.run()
+        finally:
+            if self.stall_watch is not None:
+                self.stall_watch.stop()
 
     async def shutdown(
         self, reason: str = "controller stopped by operator", exit_status: str = "completed"
@@ -497,12 +522,7 @@ class Controller:
                 readings,
                 tuple(cmds),
                 client_silence_s=silence,
-                # Not yet: LOOP_OVERRUN(_STOP) are in the kernel and tested, but on the shared
-                # 2-core CI machine ticks > 5 periods late happen in bursts and stop every
-                # output, which breaks the process-level tests. Pass
-                # `self.ticker.last_lateness_s` here once the loop meets its lateness goals
-                # under load (issue #5 performance).
-                lateness_s=None,
+                lateness_s=self.ticker.last_lateness_s,  # LOOP_OVERRUN(_STOP)
                 techniques=tuple(self._begun),
             )
 

@@ -1,4 +1,8 @@
-"""ES-2 stimulator driver over a serial port or a pyserial URL (pyserial-asyncio-fast).
+"""ES-2 stimulator driver over a serial port or a pyserial URL.
+
+A serial port (a device path) is read by a thread of its own (drivers/serial_thread.py: a tty
+in the event loop's selector can stall the loop); a `socket://` URL goes through
+pyserial-asyncio-fast on the loop, as a socket has no such problem.
 
 Two tasks share one link: a reader that decodes every frame (replies resolve the one
 outstanding request; TEL and EVT frames update the latest readings and the event log), and a
@@ -27,6 +31,7 @@ import serial_asyncio_fast
 
 from sessionconsole.drivers.base import DriverLifecycle
 from sessionconsole.drivers.errors import DeviceRejected, DeviceUnreachable, WrongDevice
+from sessionconsole.drivers.serial_thread import SerialThreadLink
 from sessionconsole.drivers.tracking import CommandRecord, CommandTracker, Confirm
 from sessionconsole.model.stimulation import (
     RUNNING_STIM_STATES,
@@ -97,7 +102,7 @@ class Es2SerialDriver(DriverLifecycle):
         self._queue: deque[_Request] = deque()
         self._pending: tuple[int, asyncio.Future[es2.Message]] | None = None
         self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._writer: asyncio.StreamWriter | SerialThreadLink | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self.commands = CommandTracker()
         self.setpoint_mismatches = 0
@@ -254,9 +259,13 @@ class Es2SerialDriver(DriverLifecycle):
         await self._disconnect()
         port = self.profile.link.port
         try:
-            self._reader, self._writer = await serial_asyncio_fast.open_serial_connection(
-                url=port, baudrate=self.profile.link.baudrate
-            )
+            if "://" in port:  # a pyserial URL (socket://): no tty, the loop reads it
+                self._reader, self._writer = await serial_asyncio_fast.open_serial_connection(
+                    url=port, baudrate=self.profile.link.baudrate
+                )
+            else:
+                link = await SerialThreadLink.open(port, self.profile.link.baudrate)
+                self._reader, self._writer = link.reader, link
         except (serial.SerialException, OSError, ValueError) as exc:
             raise DeviceUnreachable(f"{self.device_id}: cannot open {port}: {exc}") from exc
         self.decoder = es2.FrameDecoder()
@@ -282,9 +291,11 @@ class Es2SerialDriver(DriverLifecycle):
             self._reader_task.cancel()
             await asyncio.wait({self._reader_task}, timeout=CLOSE_TIMEOUT_S)
             self._reader_task = None
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+            if isinstance(writer, SerialThreadLink):
+                await writer.wait_closed()  # before the port is opened again
         self._fail_pending(DeviceUnreachable(f"{self.device_id}: link closed"))
 
     async def _read(self) -> None:

@@ -260,8 +260,7 @@ TECHNIQUE_OVER_ELECTRODES = Rule(
 )
 LOOP_OVERRUN = Rule(
     "LOOP_OVERRUN",
-    "A console core-loop tick came later than 5 periods: supervision was late. NOT YET "
-    "ENFORCED: the kernel judges it, but the controller does not pass tick lateness yet.",
+    "A console core-loop tick came later than 5 periods (the default): supervision was late.",
     Priority.MEDIUM,
     Action.WARN,
     ClearPolicy.ACK_ONCE_GONE,
@@ -269,8 +268,8 @@ LOOP_OVERRUN = Rule(
 )
 LOOP_OVERRUN_STOP = Rule(
     "LOOP_OVERRUN_STOP",
-    "Three console core-loop ticks in a row came later than 5 periods: every output stops. "
-    "NOT YET ENFORCED (as LOOP_OVERRUN).",
+    "Three console core-loop ticks in a row (the default) came later than 5 periods: every "
+    "output stops.",
     Priority.HIGH,
     Action.STOP_ALL,
     ClearPolicy.ACK_ONCE_GONE,

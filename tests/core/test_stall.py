@@ -1,0 +1,65 @@
+"""The stall watch names what blocks the core loop: a blocking call on the loop is reported with
+its stack and judged `blocked`, a call that holds the GIL (so no other thread can look) by the
+loop thread's CPU time over the time the watch was held."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from sessionconsole.core.stall import StallWatch
+from sessionconsole.core.ticker import Ticker
+
+
+def blocking_driver_call() -> None:
+    """Stands in for a blocking call slipped into a driver (a sync socket, a sleep)."""
+    time.sleep(0.5)
+
+
+def gil_holding_call() -> None:
+    """A long C call that never lets another thread run (sum over a range holds the GIL)."""
+    sum(range(40_000_000))
+
+
+async def watched(blocker: object) -> StallWatch:
+    """A 100 Hz ticker with its watch; `blocker` runs on the loop 50 ms after the start."""
+    ticker = Ticker(0.01, lambda now: None)
+    watch = StallWatch(ticker, threshold_s=0.1)
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.05, blocker)
+    loop.call_later(1.2, ticker.stop)
+    watch.start()
+    try:
+        await asyncio.wait_for(ticker.run(), timeout=15)
+    finally:
+        watch.stop()
+    return watch
+
+
+async def test_a_blocking_call_on_the_loop_is_named_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="sessionconsole.core.stall"):
+        watch = await watched(blocking_driver_call)
+    blocked = [s for s in watch.stalls if s.kind == "blocked"]
+    assert blocked, watch.stalls
+    assert any("blocking_driver_call" in stack for stack in blocked[0].stacks)
+    assert "blocking_driver_call" in caplog.text and "loop thread in code" in caplog.text
+    # The verdict once the late tick ran: the loop thread slept in the call, not for a CPU.
+    assert "over (at least" in caplog.text and ": blocked; meanwhile" in caplog.text
+    assert blocked[0].loop_runnable_ms is None or blocked[0].loop_runnable_ms < 250
+
+
+async def test_a_call_holding_the_gil_shows_as_loop_cpu_while_the_watch_was_held() -> None:
+    started = time.thread_time()
+    gil_holding_call()
+    if time.thread_time() - started < 0.25:
+        pytest.skip("this machine sums too fast to hold the GIL past the threshold")
+    watch = await watched(gil_holding_call)
+    held = [s for s in watch.stalls if s.kind == "unwatched"]
+    assert held, watch.stalls
+    worst = max(held, key=lambda s: s.late_ms)
+    assert worst.loop_cpu_ms is not None and worst.loop_cpu_ms >= 100, worst
