@@ -7,6 +7,7 @@ import itertools
 from dataclasses import replace
 
 from sessionconsole.model.stimulation import ChannelSetup, StimulationSettings
+from sessionconsole.model.telemetry import UltrasoundReading
 from sessionconsole.safety import rules
 from sessionconsole.safety.types import (
     Configure,
@@ -75,8 +76,8 @@ def test_an_intensity_increase_goes_out_in_steps_of_at_most_half_a_watt_per_seco
     assert levels(h, 0.5, {"us1": on}) == []  # arrived: nothing more
 
 
-def test_a_decrease_goes_out_at_once_and_ends_a_rise_in_progress() -> None:
-    h = Harness(("us1",), {"us1": US})
+def rising_to_2(h: Harness) -> UltrasoundReading:
+    """us1 started at 1.0 W/cm² and asked for 2.0 (a rise in progress); its running reading."""
     h.tick({"us1": reading(h.now)}, Configure(h.next_id(), "us1", SETTINGS))
     h.tick({"us1": reading(h.now)}, Start(h.next_id(), "us1"))
     on = running(h.now)
@@ -84,6 +85,12 @@ def test_a_decrease_goes_out_at_once_and_ends_a_rise_in_progress() -> None:
         {"us1": on},
         Configure(h.next_id(), "us1", SETTINGS.model_copy(update={"intensity_w_cm2": 2.0})),
     )
+    return on
+
+
+def test_a_decrease_goes_out_at_once_and_ends_a_rise_in_progress() -> None:
+    h = Harness(("us1",), {"us1": US})
+    on = rising_to_2(h)
     levels(h, 0.5, {"us1": on})
     actions = h.tick(
         {"us1": on},
@@ -95,13 +102,7 @@ def test_a_decrease_goes_out_at_once_and_ends_a_rise_in_progress() -> None:
 
 def test_a_stop_ends_the_rise() -> None:
     h = Harness(("us1",), {"us1": US})
-    h.tick({"us1": reading(h.now)}, Configure(h.next_id(), "us1", SETTINGS))
-    h.tick({"us1": reading(h.now)}, Start(h.next_id(), "us1"))
-    on = running(h.now)
-    h.tick(
-        {"us1": on},
-        Configure(h.next_id(), "us1", SETTINGS.model_copy(update={"intensity_w_cm2": 2.0})),
-    )
+    on = rising_to_2(h)
     actions = h.tick({"us1": on}, Stop(h.next_id(), "us1"))
     assert SendStop("us1", "operator stop") in actions
     assert levels(h, 1.0, {"us1": reading(h.now)}) == []

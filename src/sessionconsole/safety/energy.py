@@ -168,32 +168,27 @@ def conditions(
     return found
 
 
+def _new_run(dev: DeviceState, integrated_at_s: float | None) -> DeviceState:
+    """Nothing integrated in the run yet, and no mismatch reported."""
+    return replace(
+        dev,
+        run_energy_j=0.0,
+        run_delivering_s=0.0,
+        integrated_at_s=integrated_at_s,
+        integrated_power_w=None,
+        energy_mismatch_reported=False,
+    )
+
+
 def started(dev: DeviceState, reading: JudgedReading | None, now: float) -> DeviceState:
     """A start was sent: the unit's counter restarts from 0; the treatment keeps its energy.
     The run is integrated from now: the first reading's power counts back to the start."""
-    return replace(
-        dev,
-        treatment_base_j=dev.treatment_base_j + run_energy_j(dev, reading),
-        run_energy_j=0.0,
-        run_delivering_s=0.0,
-        integrated_at_s=now,
-        integrated_power_w=None,
-        run_unseen=True,
-        counter_valid=True,
-        energy_mismatch_reported=False,
-    )
+    base = dev.treatment_base_j + run_energy_j(dev, reading)
+    return replace(_new_run(dev, now), treatment_base_j=base, run_unseen=True, counter_valid=True)
 
 
 def new_treatment(dev: DeviceState) -> DeviceState:
     """A full configure: a new treatment, nothing delivered yet (the counter is last run's)."""
     return replace(
-        dev,
-        treatment_peak_level=0.0,
-        treatment_base_j=0.0,
-        run_energy_j=0.0,
-        run_delivering_s=0.0,
-        integrated_at_s=None,
-        integrated_power_w=None,
-        counter_valid=False,
-        energy_mismatch_reported=False,
+        _new_run(dev, None), treatment_peak_level=0.0, treatment_base_j=0.0, counter_valid=False
     )
