@@ -316,7 +316,32 @@ def record_figures(
         for t in faults
     ]
     to_loss = [after(t, raised("COMMS_LOSS")) for t in losses]
+    in_to_out: list[float] = []  # the fault's reading arriving -> each stop handed to a driver
+    for t in faults:
+        t0_ns, end_ns = int(t * 1e9), int(t * 1e9) + 2_000_000_000
+        alarm = next(
+            (e for e in entries if t0_ns <= e.mono_ns < end_ns and raised("PATIENT_STOP")(e)),
+            None,
+        )
+        arrived = None if alarm is None else alarm.payload.get("reading_received_mono_ns")
+        if arrived is None:
+            continue
+        for unit in ("es2.ch1", "cx3.stim"):
+            stop = next(
+                (
+                    e
+                    for e in entries
+                    if t0_ns <= e.mono_ns < end_ns
+                    and e.kind == "stop_sent"
+                    and e.payload["device"] == unit
+                    and e.payload["reason"].startswith("PATIENT_STOP")
+                ),
+                None,
+            )
+            if stop is not None:
+                in_to_out.append((stop.mono_ns - arrived) / 1e6)
     return {
+        "telemetry_in_to_stop_out_ms": [round(x, 2) for x in in_to_out],
         "fault_inject_to_alarm_raised_ms": [round(x, 2) for x in to_alarm if x is not None],
         "fault_inject_to_stop_sent_entry_ms": [round(x, 2) for x in to_stop if x is not None],
         "comms_loss_inject_to_alarm_ms": [round(x, 2) for x in to_loss if x is not None],
@@ -385,8 +410,15 @@ async def drive(stack: DemoStack, rounds: int, settle_s: float) -> dict[str, Any
         "stop_key_to_wire_p99_ms": pct(key_all, 0.99),
         **{f"stop_key_to_wire_{u}_p50_ms": pct(v, 0.5) for u, v in key.items()},
         **{f"stop_key_to_wire_{u}_max_ms": pct(v, 1.0) for u, v in key.items()},
-        "fault_to_stop_p50_ms": pct(ctrl_fault, 0.5),
-        "fault_to_stop_p99_ms": pct(ctrl_fault, 0.99),
+        # The issue's figure: the fault's telemetry arriving (the driver's stamp) to the stop
+        # handed to the ES-2's and CX-3's drivers (the controller's stamp), from the record.
+        "fault_to_stop_p50_ms": pct(rec["telemetry_in_to_stop_out_ms"], 0.5),
+        "fault_to_stop_p99_ms": pct(rec["telemetry_in_to_stop_out_ms"], 0.99),
+        "fault_to_stop_max_ms": pct(rec["telemetry_in_to_stop_out_ms"], 1.0),
+        # End to end: injection to the simulators showing the output off (includes the US-1's
+        # telemetry poll, up to 40 ms, and the transports).
+        "fault_inject_to_sim_off_p50_ms": pct(ctrl_fault, 0.5),
+        "fault_inject_to_sim_off_p99_ms": pct(ctrl_fault, 0.99),
         **{f"fault_inject_to_sim_off_{u}_p50_ms": pct(v, 0.5) for u, v in fault.items()},
         **{f"fault_inject_to_sim_off_{u}_max_ms": pct(v, 1.0) for u, v in fault.items()},
         "fault_inject_to_alarm_raised_p50_ms": pct(rec["fault_inject_to_alarm_raised_ms"], 0.5),

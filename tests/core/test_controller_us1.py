@@ -94,8 +94,19 @@ async def test_injected_overtemp_stops_the_device_and_latches_an_alarm(
     await start_output(client, sim)
     assert sim.request({"op": "inject", "fault": "overtemp"})["ok"]
     await wait_for(lambda: alarm_entries(controller.db, "HEAD_OVERTEMP"), timeout_s=5)
-    stops = [e.payload for e in entries(controller.db) if e.kind == "stop_sent"]
-    assert any("HEAD_OVERTEMP" in str(s["reason"]) for s in stops)
+    stops = [e for e in entries(controller.db) if e.kind == "stop_sent"]
+    [stop] = [s for s in stops if "HEAD_OVERTEMP" in str(s.payload["reason"])]
+    [raised] = [
+        e
+        for e in entries(controller.db)
+        if e.kind == "alarm" and e.payload["rule_id"] == "HEAD_OVERTEMP"
+    ]
+    # The reading that raised it arrived before the tick that stopped the unit (issue #5's
+    # telemetry-in to stop-out figure is measured from these two stamps); the stop is
+    # written first in the tick, then the alarm.
+    arrived = raised.payload["reading_received_mono_ns"]
+    assert isinstance(arrived, int) and arrived <= stop.mono_ns <= raised.mono_ns
+    assert stop.mono_ns - arrived < 1_000_000_000  # a liveness bound, not a timing claim
     state = sim.request({"op": "state"})
     assert not state["physics"]["output_active"]
     snap = await client.wait_snapshot()

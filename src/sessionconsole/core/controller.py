@@ -184,6 +184,7 @@ class Controller:
         self._samples_handed_at = 0.0
         self._techniques: dict[tuple[str, str, str], TechniqueSnapshot] = {}
         self._begun: list[tuple[str, str]] = []  # (region, side) begun since the last tick
+        self._tick_readings: dict[str, k.Reading | None] = {}  # the tick's, for its entries
         self._snapshot_seq = 0
         self._loop_stats = LoopStats(
             period_ms=config.period_s * 1000,
@@ -559,6 +560,7 @@ class Controller:
         self._incoming = []
         self.state, actions = kernel.step(self.state, inputs(commands), now)
         self._begun = []
+        self._tick_readings = readings
         self._dispatch(actions)
         if self.guided is not None:
             self._guide_after(self.guided, actions, readings, now)
@@ -606,7 +608,13 @@ class Controller:
                     if not held & set(unit.outputs):
                         unit.heartbeat()
                 case k.AlarmChanged(alarm=alarm, change=change):
-                    self._record_later("alarm", {"change": change, **_alarm_payload(alarm)})
+                    payload = {"change": change, **_alarm_payload(alarm)}
+                    reading = self._tick_readings.get(alarm.device or "")
+                    if change == "raised" and reading is not None:
+                        # When the reading that raised it arrived: telemetry-in to stop-out
+                        # is then measurable from the record (bench/run.py fault_to_stop).
+                        payload["reading_received_mono_ns"] = int(reading.received_mono_s * 1e9)
+                    self._record_later("alarm", payload)
                 case k.Accepted(request_id=rid):
                     self._settle(rid, None)
                 case k.Refused(request_id=rid):
