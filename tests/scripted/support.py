@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -23,14 +24,17 @@ class Run:
     stderr: str
 
 
-def session_run(*args: str, timeout_s: float = 60.0) -> Run:
-    """`sessionconsole session run ARGS --json` in a child process."""
+def session_run(*args: str, timeout_s: float = 60.0, tmpdir: Path | None = None) -> Run:
+    """`sessionconsole session run ARGS --json` in a child process (its temporary files in
+    `tmpdir` when given)."""
+    env = None if tmpdir is None else {**os.environ, "TMPDIR": str(tmpdir)}
     proc = subprocess.run(
         [sys.executable, "-m", "sessionconsole.cli", "session", "run", *args, "--json"],
         capture_output=True,
         text=True,
         timeout=timeout_s,
         check=False,
+        env=env,
     )
     summary = json.loads(proc.stdout) if proc.stdout.strip() else None
     return Run(proc.returncode, summary, proc.stderr)

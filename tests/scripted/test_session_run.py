@@ -4,9 +4,11 @@ nothing left running when the runner itself is killed."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from sessionconsole.testing import SimProcess
@@ -131,8 +133,18 @@ output_off = "us1"
 within_s = 1.0
 """
     )
-    run = session_run("--room", str(room), "--script", str(script), "--db", str(tmp_path / "d.db"))
+    # A short TMPDIR of its own (a Unix socket path holds at most 107 bytes).
+    scratch = Path(tempfile.mkdtemp(prefix="sc-", dir="/tmp"))
+    try:
+        run = session_run(
+            "--room", str(room), "--script", str(script), "--db", str(tmp_path / "d.db"),
+            tmpdir=scratch,
+        )  # fmt: skip
+        left = list(scratch.iterdir())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     assert run.code == 0 and run.summary is not None, (run.summary, run.stderr)
+    assert left == []  # the controller's socket and log are cleaned up
     [refusal] = run.summary["refused"]
     assert (refusal["step"], refusal["device"], refusal["rule_id"]) == (
         4,

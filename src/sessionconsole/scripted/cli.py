@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -128,10 +129,12 @@ def _run(args: argparse.Namespace, script_path: Path, script: Script, room: Path
             try:
                 wait_for_socket(controller, socket_path, log_path, CONTROLLER_READY_S)
             except (RuntimeError, TimeoutError) as exc:
-                raise ConsoleUnavailable(str(exc)) from exc
+                raise ConsoleUnavailable(f"{exc} (controller log: {log_path})") from exc
             result = _execute(str(socket_path), plan, args.operator, lambda: None)
         finally:
             stop_controller(controller)
+        # Kept when the controller could not start (its log says why); gone after a run.
+        shutil.rmtree(workdir, ignore_errors=True)
     return build_summary(
         script_path, db, result, len(plan.steps), plan.treated_area_cm2, plan.warnings
     )
