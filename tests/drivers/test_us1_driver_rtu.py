@@ -167,6 +167,37 @@ async def test_dropped_link_reconnects(rtu_sim: SimProcess) -> None:
         await driver.close()
 
 
+async def test_one_lost_reply_is_read_again_on_the_same_link(rtu_sim: SimProcess) -> None:
+    """A reply lost once (a flipped bit fails the CRC) costs one request timeout, not a
+    reconnect: telemetry stays inside the stale limit. Two in a row are a lost link."""
+    errors: list[str] = []
+    driver = Us1ModbusDriver(
+        "us1",
+        rtu_profile(rtu_sim.endpoints["rtu_pty"], request_timeout_ms=300),
+        on_error=lambda _device, message: errors.append(message),
+    )
+    await driver.connect_and_stop()
+    driver.start()
+    try:
+        await wait_for(lambda: driver.connected and driver.latest is not None)
+        assert driver.links_opened == 1
+        # Silent for 50 ms: the poll in flight loses its reply, the next one is answered.
+        assert rtu_sim.request({"op": "link", "mode": "drop"})["ok"]
+        await asyncio.sleep(0.05)
+        assert rtu_sim.request({"op": "link", "mode": "ok"})["ok"]
+        await wait_for(lambda: any("reading again" in e for e in errors), 3)
+        since = time.monotonic()
+        await wait_for(lambda: fresher(driver, since), 3)
+        assert driver.links_opened == 1 and driver.connected
+        # Silent for longer than two request timeouts: a lost link, reconnected.
+        assert rtu_sim.request({"op": "link", "mode": "drop"})["ok"]
+        await wait_for(lambda: not driver.connected, 3)
+        assert rtu_sim.request({"op": "link", "mode": "ok"})["ok"]
+        await wait_for(lambda: driver.connected and driver.links_opened >= 2, 5)
+    finally:
+        await driver.close()
+
+
 async def test_corrupt_link_is_reported_and_clear_recovers(rtu_sim: SimProcess) -> None:
     errors: list[str] = []
     driver = Us1ModbusDriver(

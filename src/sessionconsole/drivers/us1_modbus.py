@@ -35,6 +35,7 @@ from sessionconsole.drivers.errors import (
 from sessionconsole.drivers.modbus_transport import (
     MODBUS_EXCEPTIONS,
     ModbusClient,
+    NoReply,
     make_client,
     no_link_text,
 )
@@ -48,6 +49,10 @@ log = logging.getLogger(__name__)
 
 
 BACKOFF_INITIAL_S = 0.1
+# A poll whose reply never came is read again on the same link; only this many in a row are
+# a lost link (reconnect). One corrupted RTU reply (the CRC fails, the frame is dropped) then
+# costs one request timeout, not a reconnect and an identity read on top of it.
+SILENT_POLLS_TO_RECONNECT = 2
 BACKOFF_MAX_S = 2.0
 CLOSE_TIMEOUT_S = 1.0
 
@@ -126,6 +131,8 @@ class Us1ModbusDriver(DriverLifecycle):
         self.latest: UltrasoundReading | None = None
         self.identity: Identity | None = None
         self.stops_sent = 0
+        self.links_opened = 0  # fresh clients opened (the first connect and every reconnect)
+        self._silent_polls = 0  # polls in a row that got no reply
         self._stop_pending = True  # the first write once the unit is reached is a stop
         self._stop_needs_poll = False  # a stop went out and no poll has followed yet
         self._heartbeat_counter = 0
@@ -305,7 +312,16 @@ class Us1ModbusDriver(DriverLifecycle):
                 continue
             now = self.clock()
             if now >= next_poll:
-                await self._poll()
+                try:
+                    await self._poll()
+                except NoReply as exc:
+                    self._silent_polls += 1
+                    if self._silent_polls >= SILENT_POLLS_TO_RECONNECT:
+                        raise
+                    self._report(f"{exc}; reading again before reconnecting")
+                    next_poll = self.clock()
+                    continue
+                self._silent_polls = 0
                 self._stop_needs_poll = False
                 next_poll = max(next_poll + self._poll_period_s, self.clock())
                 continue
@@ -330,6 +346,8 @@ class Us1ModbusDriver(DriverLifecycle):
         self._disconnect()
         client = make_client(self.profile.link)
         self._client = client
+        self.links_opened += 1
+        self._silent_polls = 0
         try:
             async with asyncio.timeout(self._hard_timeout_s):
                 connected = await client.connect()
