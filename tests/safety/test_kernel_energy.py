@@ -58,7 +58,9 @@ def run(
                 **fields,
             )
             if unit.on
-            else reading(h.now + 0.01, state="IDLE", energy_j=math.floor(unit.energy_j))
+            else reading(
+                h.now + 0.01, **{"state": "IDLE", "energy_j": math.floor(unit.energy_j), **fields}
+            )
         )
         actions = h.tick({"us1": r})
         seen.extend(actions)
@@ -215,3 +217,38 @@ def test_lowering_the_intensity_part_way_is_not_taken_for_an_overdose() -> None:
     )
     actions = run(h, unit, 1.0, measured=0.2, intensity_setpoint_w_cm2=0.2)
     assert raised(actions) == [] and unit.on
+
+
+def test_a_reboot_mid_treatment_does_not_give_the_dose_again() -> None:
+    """Review finding: the configure a reboot forces started a new treatment, so the plan's
+    dose could be delivered twice by a unit that obeyed every stop."""
+    h = Harness(("us1",), {"us1": US_LIMITS})
+    unit = started(h, PLANNED)
+    run(h, unit, 3.0, measured=1.0)  # ~7.5 J of 10
+    unit.on, before = False, unit.energy_j
+    rebooted = reading(h.now + 0.01, boot_count=2, energy_j=0)
+    assert "DEVICE_REBOOTED" in raised(h.tick({"us1": rebooted}))
+    h.tick({"us1": reading(h.now, boot_count=2)}, Acknowledge(h.next_id(), None, "ana"))
+    h.tick({"us1": reading(h.now, boot_count=2)}, Configure(h.next_id(), "us1", PLANNED))
+    actions = h.tick({"us1": reading(h.now, boot_count=2)}, Start(h.next_id(), "us1"))
+    assert SendStart("us1") in actions
+    unit = Unit(duty=0.5, on=True)
+    assert raised(run(h, unit, 3.0, measured=1.0, boot_count=2)) == ["DOSE_LIMIT"]
+    assert before + unit.energy_j <= 10.0  # the treatment's 10 J, over both runs
+
+
+def test_a_start_withdrawn_in_its_tick_does_not_count_the_last_run_twice() -> None:
+    """Review finding: a start withdrawn by a stop in the same tick booked the unit's (not
+    reset) counter into the treatment a second time, and the next start was refused."""
+    plan = PLANNED.model_copy(update={"max_dose_j_cm2": 2.0})  # 20 J
+    h = Harness(("us1",), {"us1": US_LIMITS})
+    unit = started(h, plan)
+    run(h, unit, 4.0, measured=1.0)  # ~10 J
+    idle = reading(h.now, energy_j=math.floor(unit.energy_j))
+    h.tick({"us1": idle}, Stop(h.next_id(), "us1"))
+    h.tick({"us1": idle})
+    actions = h.tick({"us1": idle}, Start(h.next_id(), "us1"), Stop(h.next_id(), "us1"))
+    assert SendStart("us1") not in actions  # withdrawn by the stop
+    h.tick({"us1": idle})
+    actions = h.tick({"us1": idle}, Start(h.next_id(), "us1"))
+    assert SendStart("us1") in actions, actions

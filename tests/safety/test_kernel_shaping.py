@@ -18,6 +18,7 @@ from sessionconsole.safety.types import (
     SendStop,
     Start,
     Stop,
+    StopAll,
 )
 from tests.safety.helpers import (
     LIMITS,
@@ -150,3 +151,61 @@ def test_on_off_cycles_with_a_ramp_steeper_than_the_profile_are_refused() -> Non
     )
     actions = h.tick({CH: stim_reading(h.now)}, Configure(h.next_id(), CH, gentle))
     assert not any(isinstance(a, Refused) for a in actions)
+
+
+def test_asking_again_and_again_does_not_rise_faster() -> None:
+    """Review finding: each configure sent a step at once, so a held '+' key (or five
+    configures in one tick) rose at 5 W/cm²/s. Steps now wait for their time whatever asks."""
+    h = Harness(("us1",), {"us1": US})
+    h.tick({"us1": reading(h.now)}, Configure(h.next_id(), "us1", SETTINGS))
+    h.tick({"us1": reading(h.now)}, Start(h.next_id(), "us1"))
+    on = running(h.now)
+    h.tick({"us1": on})
+    high = SETTINGS.model_copy(update={"intensity_w_cm2": 2.0})
+    points: list[tuple[float, float]] = []
+    for _ in range(250):
+        asks = [Configure(h.next_id(), "us1", high) for _ in range(3)]
+        for a in h.tick({"us1": replace(on, received_mono_s=h.now + 0.01)}, *asks):
+            if isinstance(a, SendIntensity):
+                points.append((h.now, a.intensity_w_cm2))
+    assert_steps(points, 0.05, 0.5)
+    assert points[-1][1] == 2.0
+
+
+def test_a_stop_leaves_the_level_the_rise_reached_and_no_rise_while_stopped_or_held() -> None:
+    """Review finding: after a stop (telemetry still showing the output on) a configure of
+    the old goal was written at once, a jump; and level writes went out under a trip."""
+    h = Harness(("us1",), {"us1": US})
+    on = rising_to_2(h)  # 1.05 written
+    assert SendStop("us1", "operator stop") in h.tick({"us1": on}, Stop(h.next_id(), "us1"))
+    assert h.state.devices["us1"].settings.intensity_w_cm2 == 1.05  # type: ignore[union-attr]
+    high = SETTINGS.model_copy(update={"intensity_w_cm2": 2.0})
+    actions = h.tick({"us1": on}, Configure(h.next_id(), "us1", high))  # still shows RUNNING
+    assert not any(isinstance(a, SendIntensity) for a in actions)
+    assert next(a for a in actions if isinstance(a, Refused)).rule_id == "STATE"
+    lower = SETTINGS.model_copy(update={"intensity_w_cm2": 0.5})
+    actions = h.tick({"us1": on}, Configure(h.next_id(), "us1", lower))
+    assert SendIntensity("us1", 0.5) in actions  # lowering is always sent
+    h2 = Harness(("us1",), {"us1": US})
+    on = rising_to_2(h2)
+    actions = h2.tick({"us1": on}, StopAll(h2.next_id()), Configure(h2.next_id(), "us1", high))
+    assert not any(isinstance(a, SendIntensity) for a in actions)
+    assert next(a for a in actions if isinstance(a, Refused)).rule_id == "OPERATOR_STOP"
+
+
+def test_the_cycle_ramp_advice_rounds_up_and_names_the_amplitude_when_no_ramp_suffices() -> None:
+    h = Harness((CH,), {CH: STIM})
+    wave = StimulationSettings(mode="SYM", freq_hz=50, pw_us=250, on_s=10, off_s=20, ramp_s=1)
+    actions = h.tick(
+        {CH: stim_reading(h.now)},
+        Configure(h.next_id(), CH, ChannelSetup(waveform=wave, amplitude_ma=12.0)),
+    )
+    assert "make ramp_s at least 3 s" in next(a for a in actions if isinstance(a, Refused)).reason
+    actions = h.tick(
+        {CH: stim_reading(h.now)},
+        Configure(h.next_id(), CH, ChannelSetup(waveform=wave, amplitude_ma=60.0)),
+    )
+    assert (
+        "lower the amplitude to 50 mA or less"
+        in next(a for a in actions if isinstance(a, Refused)).reason
+    )

@@ -49,10 +49,16 @@ US_ON_W_CM2 = 0.05
 
 def with_stop_confirm(limits: k.DeviceLimits, link: Any) -> k.DeviceLimits:
     """The output's stop-confirm limit from its link: 300 ms and at least three telemetry
-    periods (a period is the telemetry interval or, on a slow serial line, a poll's wire time).
+    periods (a period is the telemetry interval or, on a slow serial line, a poll's wire time);
+    and the link's latency for the predictive dose stop.
     """
     period_s = max(1.0 / link.telemetry_hz, getattr(link, "poll_wire_ms", 0.0) / 1000.0)
-    return replace(limits, stop_confirm_s=k.stop_confirm_s(1.0 / period_s))
+    # The predictive dose stop looks this far past the reading's age: the network allowance
+    # and, on a slow serial line, a poll's wire time (the stop's way to the unit).
+    latency_s = (link.network_allowance_ms + getattr(link, "poll_wire_ms", 0.0)) / 1000.0
+    return replace(
+        limits, stop_confirm_s=k.stop_confirm_s(1.0 / period_s), link_latency_s=latency_s
+    )
 
 
 class Unit(ABC):

@@ -53,6 +53,9 @@ def integrate(dev: DeviceState, reading: JudgedReading | None, limits: DeviceLim
         integrated_at_s=t,
         integrated_power_w=power,
         run_unseen=dev.run_unseen and power is None,
+        # The unit restarts its counter when it acts on the start: trusted from the first
+        # reading that shows it delivering (a start withdrawn or lost never gets there).
+        counter_valid=dev.counter_valid or (dev.run_unseen and power is not None),
     )
 
 
@@ -97,18 +100,28 @@ def energy_limit_j(
 
 
 def start_problem(
-    dev: DeviceState, reading: JudgedReading | None, limits: DeviceLimits
+    dev: DeviceState, reading: JudgedReading | None, limits: DeviceLimits, tick_period_s: float
 ) -> str | None:
-    """Why the treatment may not start again: its energy is (all but) delivered."""
+    """Why the treatment may not start again: what is left of its energy would be passed
+    before a stop could reach the unit (its set power over a reading's staleness, a tick and
+    the link's latency), or is under 5 % of it."""
     limit = energy_limit_j(dev, reading, limits)
-    if limit is None:
+    settings = dev.settings
+    if limit is None or not isinstance(settings, UltrasoundSettings):
         return None
     delivered = treatment_energy_j(dev, reading)
-    if delivered <= 0.0 or delivered < limit[0] * (1.0 - START_MARGIN):
+    if delivered <= 0.0:
         return None  # nothing delivered yet: a start at 0 W/cm² is raised while running
+    area = era_cm2(reading, limits) or 0.0
+    power = settings.intensity_w_cm2 * area * settings.duty_pct / 100.0
+    reach_s = limits.stale_limit_s + tick_period_s + limits.link_latency_s
+    left = limit[0] - delivered
+    if left > max(limit[0] * START_MARGIN, power * reach_s):
+        return None
     return (
-        f"this treatment has delivered {delivered:.0f} J of {limit[0]:.0f} J ({limit[1]}): "
-        "configure a new treatment to go on"
+        f"this treatment has delivered {delivered:.1f} J of {limit[0]:.1f} J ({limit[1]}); "
+        "what is left would be passed before a stop could take effect: configure a new "
+        "treatment to go on"
     )
 
 
@@ -184,11 +197,24 @@ def started(dev: DeviceState, reading: JudgedReading | None, now: float) -> Devi
     """A start was sent: the unit's counter restarts from 0; the treatment keeps its energy.
     The run is integrated from now: the first reading's power counts back to the start."""
     base = dev.treatment_base_j + run_energy_j(dev, reading)
-    return replace(_new_run(dev, now), treatment_base_j=base, run_unseen=True, counter_valid=True)
+    return replace(_new_run(dev, now), treatment_base_j=base, run_unseen=True, counter_valid=False)
+
+
+def interrupted(dev: DeviceState, reading: JudgedReading | None) -> DeviceState:
+    """The unit rebooted, or holds a setpoint the console did not write: the console makes the
+    operator configure it again, and that configure continues this treatment (its energy
+    still counts) rather than starting a new one. The counter is the unit's, no longer ours."""
+    base = dev.treatment_base_j + run_energy_j(dev, reading)
+    return replace(
+        _new_run(dev, None), treatment_base_j=base, counter_valid=False, carry_treatment=True
+    )
 
 
 def new_treatment(dev: DeviceState) -> DeviceState:
-    """A full configure: a new treatment, nothing delivered yet (the counter is last run's)."""
+    """A full configure: a new treatment, nothing delivered yet (the counter is last run's);
+    after an interruption the console forced, the same treatment goes on."""
+    if dev.carry_treatment:
+        return replace(_new_run(dev, None), carry_treatment=False, counter_valid=False)
     return replace(
         _new_run(dev, None), treatment_peak_level=0.0, treatment_base_j=0.0, counter_valid=False
     )

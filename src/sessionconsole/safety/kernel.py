@@ -445,9 +445,10 @@ def _judge_device(tick: _Tick, device: str, reading: JudgedReading | None) -> No
     if any(c.rule is rules.ENERGY_MISMATCH for c in conditions):
         dev = replace(dev, energy_mismatch_reported=True)  # once a run
     if any(c.rule is rules.DEVICE_REBOOTED for c in conditions):
+        dev = energy.interrupted(dev, reading)
         dev = replace(dev, settings=None, start_sent_s=None, commanded_on=False)
     if any(c.rule is rules.SETPOINT_NOT_WRITTEN for c in conditions):
-        dev = replace(dev, settings=None)  # the operator configures it again
+        dev = replace(energy.interrupted(dev, reading), settings=None)  # configured again
     if reading is not None:
         dev = replace(
             dev, boot_count=reading.boot_count, setpoint_mismatches=reading.setpoint_mismatches
@@ -666,8 +667,20 @@ def _configure(tick: _Tick, command: Configure, reading: JudgedReading | None) -
             return
         assert dev.settings is not None
         current = dev.level_sent if dev.level_sent is not None else _level(dev.settings)
+        if _level(settings) > current:
+            # Raising the level of an output that is held, or that the console has stopped
+            # (telemetry shows it on until the stop takes): refused; lowering is always sent.
+            held = _holding_trips(tick, device)
+            if held or not (dev.commanded_on or dev.start_sent_s is not None):
+                rule_id = held[0].rule.id if held else "STATE"
+                why = f"held by {held[0].rule.id}" if held else "stopped"
+                tick.actions.append(
+                    Refused(rid, device, rule_id, f"{device} is {why}: its level may not rise")
+                )
+                return
         change = shaping.change_level(limits, dev, current, _level(settings), tick.now)
-        tick.actions.append(_send_level(device, settings, change.level))
+        if change.level is not None:
+            tick.actions.append(_send_level(device, settings, change.level))
         dev = change.dev
     else:
         tick.actions.append(SendConfigure(device, settings))
@@ -750,14 +763,20 @@ def _only_level_changes(
     return False
 
 
+def _holding_trips(tick: _Tick, device: str) -> list[Alarm]:
+    """Active alarms holding this output, or another output of its unit, stopped."""
+    unit = tick.limits[device].unit
+    siblings = [d for d in tick.devices if unit and tick.limits[d].unit == unit and d != device]
+    return tick.trips_on(device) + [a for d in siblings for a in tick.trips_on(d)]
+
+
 def _start(tick: _Tick, command: Start, reading: JudgedReading | None) -> None:
     rid, device = command.request_id, command.device
     if device not in tick.devices:
         tick.actions.append(Refused(rid, device, "UNKNOWN_DEVICE", f"no device '{device}'"))
         return
+    trips = _holding_trips(tick, device)
     unit = tick.limits[device].unit
-    siblings = [d for d in tick.devices if unit and tick.limits[d].unit == unit and d != device]
-    trips = tick.trips_on(device) + [a for d in siblings for a in tick.trips_on(d)]
     if trips:
         names = ", ".join(dict.fromkeys(f"{a.rule.id} (alarm {a.id})" for a in trips))
         held = "is held stopped" if tick.trips_on(device) else f"shares unit {unit}, held"
@@ -776,7 +795,7 @@ def _start(tick: _Tick, command: Start, reading: JudgedReading | None) -> None:
     if why is not None:
         tick.actions.append(Refused(rid, device, "STATE", why))
         return
-    spent = energy.start_problem(dev, reading, tick.limits[device])
+    spent = energy.start_problem(dev, reading, tick.limits[device], tick.state.tick_period_s)
     if spent is not None:
         tick.actions.append(Refused(rid, device, rules.DOSE_LIMIT.id, f"{device}: {spent}"))
         return
@@ -787,6 +806,7 @@ def _start(tick: _Tick, command: Start, reading: JudgedReading | None) -> None:
         ramp_s = float(settings.waveform.ramp_s)
         lower = shaping.start_level(limits, dev, settings.amplitude_ma, ramp_s, tick.now)
         if lower is not None:
+            assert lower.level is not None
             tick.actions.append(SendAmplitude(device, lower.level))  # before the start
             dev = lower.dev
     tick.actions.append(SendStart(device))
@@ -828,7 +848,7 @@ def _supervise_device(tick: _Tick, device: str, reading: JudgedReading | None) -
         _maybe_reset(tick, device, reading, trips)
     if dev.commanded_on and dev.settings is not None:
         up = shaping.due(limits, dev, tick.now)
-        if up is not None:
+        if up is not None and up.level is not None:
             tick.actions.append(_send_level(device, dev.settings, up.level))
             tick.devices[device] = dev = up.dev
     if (

@@ -7,6 +7,7 @@ configured setup keeps raised while it stands.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from sessionconsole.model.stimulation import (
@@ -17,6 +18,8 @@ from sessionconsole.model.stimulation import (
 from sessionconsole.safety import rules
 from sessionconsole.safety.conditions import Condition
 from sessionconsole.safety.types import DeviceLimits
+
+MAX_RAMP_S = 10  # the units' longest ramp_s (ICD ES-2, CX-3)
 
 
 def electrode_area(setup: ChannelSetup, limits: DeviceLimits) -> tuple[float, str] | None:
@@ -68,12 +71,17 @@ def _cycle_ramp_problem(setup: ChannelSetup, limits: DeviceLimits) -> tuple[str,
         return None
     if wave.ramp_s > 0 and setup.amplitude_ma / wave.ramp_s <= rate:
         return None
-    needed = setup.amplitude_ma / rate
+    needed = math.ceil(setup.amplitude_ma / rate - 1e-9)
     steep = "jumps" if wave.ramp_s == 0 else f"rises {setup.amplitude_ma / wave.ramp_s:.1f} mA/s"
+    remedy = (
+        f"make ramp_s at least {needed} s or lower the amplitude"
+        if needed <= MAX_RAMP_S
+        else f"lower the amplitude to {rate * MAX_RAMP_S:g} mA or less (ramp_s is at most "
+        f"{MAX_RAMP_S} s)"
+    )
     return rules.SETPOINT_LIMIT.id, (
         f"with on/off cycles every on phase ramps to {setup.amplitude_ma:g} mA over ramp_s "
-        f"{wave.ramp_s} s: it {steep}, above the profile's {rate:g} mA/s; make ramp_s at "
-        f"least {needed:.0f} s or lower the amplitude"
+        f"{wave.ramp_s} s: it {steep}, above the profile's {rate:g} mA/s; {remedy}"
     )
 
 
@@ -127,13 +135,12 @@ def transthoracic_problem(
         return None
     if setup.electrode_side is None:
         return (
-            f"{device}: electrodes on {setup.electrode_region} need electrode_side, so the "
-            "console can check that no current crosses the thorax"
+            f"electrodes on {setup.electrode_region} need electrode_side, so the console can "
+            "check that no current crosses the thorax"
         )
     if setup.electrode_side == "bilateral":
         return (
-            f"{device}: electrodes on both sides of {setup.electrode_region}: current would "
-            "cross the thorax"
+            f"electrodes on both sides of {setup.electrode_region}: current would cross the thorax"
         )
     for other, o in others.items():
         if o.electrode_region is None or o.electrode_region not in thoracic or other == device:
@@ -141,12 +148,12 @@ def transthoracic_problem(
         place = f"{other} on {o.electrode_region} ({o.electrode_side or 'side not given'})"
         if thoracic[o.electrode_region] != thoracic[region]:
             return (
-                f"{device} on {setup.electrode_region} with {place}: front and back of the "
-                "thorax, current could cross the chest"
+                f"on {setup.electrode_region} with {place}: front and back of the thorax, "
+                "current could cross the chest"
             )
         if {o.electrode_side, setup.electrode_side} == {"left", "right"}:
             return (
-                f"{device} on the {setup.electrode_side} with {place}: both sides of the "
-                "thorax, current could cross the chest"
+                f"on the {setup.electrode_side} with {place}: both sides of the thorax, "
+                "current could cross the chest"
             )
     return None

@@ -11,16 +11,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from sessionconsole.safety.types import DeviceLimits, DeviceState
+from sessionconsole.model.settings import UltrasoundSettings
+from sessionconsole.safety.types import DeviceLimits, DeviceState, OutputSettings
 
 STEP_S = 0.1  # aim for a step every 100 ms (slower when the unit's resolution needs it)
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One level write: the value, and the output's state once it is sent."""
+    """One level write (None: nothing to write now), and the output's state after it."""
 
-    level: float
+    level: float | None
     dev: DeviceState
 
 
@@ -39,8 +40,15 @@ def change_level(
 ) -> Step:
     """The operator asked a running output for `goal` while it is at `current` (last sent)."""
     rate = limits.max_ramp_per_s
-    if rate is None or goal <= current:
+    if goal == current:
+        return Step(None, replace(dev, level_goal=None))  # already there (a rise, if any, ends)
+    if rate is None or goal < current:
         return Step(goal, replace(dev, level_goal=None, level_sent=goal, level_sent_s=now))
+    last = dev.level_sent_s
+    if last is not None and now - last < step_size(limits, rate) / rate - 1e-9:
+        # A step went out less than a step's time ago (or the unit's own start ramp is still
+        # running): the new goal waits for `due`, however often it is asked for.
+        return Step(None, replace(dev, level_goal=goal))
     first = _next(limits, rate, current, goal)
     pending = goal if first < goal else None
     return Step(first, replace(dev, level_goal=pending, level_sent=first, level_sent_s=now))
@@ -75,5 +83,16 @@ def due(limits: DeviceLimits, dev: DeviceState, now: float) -> Step | None:
 
 
 def stopped(dev: DeviceState) -> DeviceState:
-    """The output stopped: nothing more to step up."""
-    return replace(dev, level_goal=None, level_sent=None, level_sent_s=None)
+    """The output stopped: nothing more to step up. A rise it cut short leaves the output
+    set to the level it reached (what the unit holds), not to the goal."""
+    settings = dev.settings
+    if dev.level_goal is not None and dev.level_sent is not None and settings is not None:
+        settings = with_level(settings, dev.level_sent)
+    return replace(dev, settings=settings, level_goal=None, level_sent_s=None)
+
+
+def with_level(settings: OutputSettings, level: float) -> OutputSettings:
+    """The settings with another output level (intensity or peak amplitude)."""
+    if isinstance(settings, UltrasoundSettings):
+        return settings.model_copy(update={"intensity_w_cm2": level})
+    return settings.model_copy(update={"amplitude_ma": level})

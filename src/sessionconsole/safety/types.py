@@ -427,6 +427,7 @@ class DeviceState:
     integrated_power_w: float | None = None  # None: not delivering at that reading
     run_unseen: bool = False  # started, and no reading has shown it delivering yet
     counter_valid: bool = False  # the unit's energy counter counts this treatment's run
+    carry_treatment: bool = False  # the next configure continues the treatment (reboot etc.)
     energy_mismatch_reported: bool = False
 
 
