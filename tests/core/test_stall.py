@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -19,12 +20,24 @@ def blocking_driver_call() -> None:
     time.sleep(0.5)
 
 
-def gil_holding_call() -> None:
+def gil_terms(hold_s: float = 0.4) -> int:
+    """How many terms `sum(range(n))` needs on this machine to hold the GIL for `hold_s`."""
+    n = 1_000_000
+    while True:
+        started = time.thread_time()
+        sum(range(n))
+        took = time.thread_time() - started
+        if took >= 0.05:
+            return int(n * hold_s / took) + 1
+        n *= 4
+
+
+def gil_holding_call(terms: int) -> None:
     """A long C call that never lets another thread run (sum over a range holds the GIL)."""
-    sum(range(40_000_000))
+    sum(range(terms))
 
 
-async def watched(blocker: object) -> StallWatch:
+async def watched(blocker: Callable[[], object]) -> StallWatch:
     """A 100 Hz ticker with its watch; `blocker` runs on the loop 50 ms after the start."""
     ticker = Ticker(0.01, lambda now: None)
     watch = StallWatch(ticker, threshold_s=0.1)
@@ -54,11 +67,8 @@ async def test_a_blocking_call_on_the_loop_is_named_in_the_log(
 
 
 async def test_a_call_holding_the_gil_shows_as_loop_cpu_while_the_watch_was_held() -> None:
-    started = time.thread_time()
-    gil_holding_call()
-    if time.thread_time() - started < 0.25:
-        pytest.skip("this machine sums too fast to hold the GIL past the threshold")
-    watch = await watched(gil_holding_call)
+    terms = gil_terms()  # sized to this machine, so the call outlasts the 100 ms threshold
+    watch = await watched(lambda: gil_holding_call(terms))
     held = [s for s in watch.stalls if s.kind == "unwatched"]
     assert held, watch.stalls
     worst = max(held, key=lambda s: s.late_ms)
