@@ -36,9 +36,11 @@ class UltrasoundSettings(BaseModel):
             raise ValueError("max_dose_j_cm2 needs treated_area_cm2 (dose = energy / area)")
         return self
 
-    def settings_energy_j(self, era_cm2: float) -> float:
-        """The energy these settings deliver over their time: I x ERA x duty x t (REF)."""
-        return self.intensity_w_cm2 * era_cm2 * self.duty_pct / 100.0 * self.time_s
+    def settings_energy_j(self, era_cm2: float, intensity_w_cm2: float | None = None) -> float:
+        """The energy these settings deliver over their time: I x ERA x duty x t (REF); at
+        another intensity when one is given."""
+        level = self.intensity_w_cm2 if intensity_w_cm2 is None else intensity_w_cm2
+        return level * era_cm2 * self.duty_pct / 100.0 * self.time_s
 
     def dose_limit_j(self) -> float | None:
         """The plan's dose over the treated area, in J, when both are given."""

@@ -84,8 +84,7 @@ def energy_limit_j(
     candidates = []
     if area is not None:
         peak = max(settings.intensity_w_cm2, dev.treatment_peak_level)
-        at_peak = settings.model_copy(update={"intensity_w_cm2": peak})
-        own = at_peak.settings_energy_j(area) * (1.0 + limits.energy_allowance)
+        own = settings.settings_energy_j(area, peak) * (1.0 + limits.energy_allowance)
         candidates.append((own, f"the settings' energy plus {limits.energy_allowance * 100:.0f} %"))
     planned = settings.dose_limit_j()
     if planned is not None:
