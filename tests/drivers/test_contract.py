@@ -161,6 +161,9 @@ async def test_a_reboot_is_reported_and_the_driver_keeps_working(target: Target)
             driver.request_stop()
             await stop_taken(driver)
             await until(lambda: output_off(target))
+        # The unit came back at boot values, and the driver then wrote the same settings
+        # again: neither is a setpoint "the console did not write".
+        assert driver.setpoint_mismatches == 0, target.errors
     finally:
         await driver.close()
 

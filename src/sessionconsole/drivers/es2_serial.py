@@ -357,10 +357,7 @@ class Es2SerialDriver(DriverLifecycle):
         self.commands.observe(self.latest, now)
         for record in self.commands.expire(now):
             if record.state == "unconfirmed":
-                self._report(
-                    f"{self.device_id}: {record.op} was acknowledged but no reading showed it "
-                    f"within {self.commands.confirm_timeout_s:.1f} s"
-                )
+                self._report(self.commands.unconfirmed_text(self.device_id, record))
 
     def _compare_target(self, channel: int, held_ma: float | None) -> None:
         """Report, once per value, a target amplitude the console did not write."""

@@ -122,9 +122,7 @@ class GenericModbusDriver(DriverLifecycle):
         self._stop_pending = True
         self._stop_taken.clear()
         self._heartbeat_pending = False  # a heartbeat asked for before the trip must not follow
-        for write in self._writes:
-            if write.label == "start" and write.record is not None:
-                self.commands.refuse(write.record, "superseded", "a stop was asked for")
+        self.commands.supersede("start", "a stop came first")
         self._writes = deque(w for w in self._writes if w.label != "start")
         self._wake.set()
 
@@ -280,7 +278,7 @@ class GenericModbusDriver(DriverLifecycle):
     async def _serve(self) -> None:
         next_poll = self.clock()
         while not self._closing:
-            self.commands.expire(self.clock())
+            self._expire_commands()
             if self._stop_pending and not self._stop_needs_poll:
                 # Cleared only once the device has taken it: a stop lost to a dead link is
                 # sent again as soon as the link is back. A stop asked for again (a lock-out
@@ -314,6 +312,11 @@ class GenericModbusDriver(DriverLifecycle):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(next_poll - now):
                     await self._wake.wait()
+
+    def _expire_commands(self) -> None:
+        for record in self.commands.expire(self.clock()):
+            if record.state == "unconfirmed":
+                self._report(self.commands.unconfirmed_text(self.device_id, record))
 
     def _stop_write(self) -> _Write:
         words = codec.encode_code(self._command, "stop")
@@ -399,6 +402,10 @@ class GenericModbusDriver(DriverLifecycle):
             reading.era_cm2,
             reading.bnr,
         )
+        if self.latest is not None and reading.boot_count != self.latest.boot_count:
+            # Rebooted while the link was down (TCP): back at boot values the console did not
+            # write. Without this the first poll compares them with the last session's writes.
+            self._written.clear()
         self.latest = reading
 
     def _disconnect(self) -> None:

@@ -129,6 +129,19 @@ class CommandTracker:
                     ended.append(record)
         return ended
 
+    def supersede(self, op: str, detail: str) -> None:
+        """A stop came first: open `op` commands, queued or taken, will never show."""
+        for record in self.records.values():
+            if record.op == op:
+                self.refuse(record, "SUPERSEDED", detail)
+
+    def unconfirmed_text(self, device_id: str, record: CommandRecord) -> str:
+        """What a driver reports for a command the device took but no reading ever showed."""
+        return (
+            f"{device_id}: {record.op} was acknowledged but no reading showed it "
+            f"within {self.confirm_timeout_s:.1f} s"
+        )
+
     def lose_open(self) -> None:
         """The link went down: nothing still open will be acknowledged or replayed."""
         for record in self.records.values():

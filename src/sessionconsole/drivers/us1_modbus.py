@@ -156,9 +156,7 @@ class Us1ModbusDriver(DriverLifecycle):
         self._stop_pending = True
         self._stop_taken.clear()
         self._heartbeat_pending = False  # a heartbeat asked for before the trip must not follow
-        for dropped in (w for w in self._writes if w.label == "start" and w.record):
-            assert dropped.record is not None
-            self.commands.refuse(dropped.record, "SUPERSEDED", "a stop came first")
+        self.commands.supersede("start", "a stop came first")
         self._writes = deque(w for w in self._writes if w.label != "start")
         self._wake.set()
 
@@ -404,10 +402,7 @@ class Us1ModbusDriver(DriverLifecycle):
         self.commands.observe(self.latest, now)
         for record in self.commands.expire(now):
             if record.state == "unconfirmed":
-                self._report(
-                    f"{self.device_id}: {record.op} was acknowledged but no reading showed it "
-                    f"within {self.commands.confirm_timeout_s:.1f} s"
-                )
+                self._report(self.commands.unconfirmed_text(self.device_id, record))
         if previous is not None and self.latest.boot_count != previous.boot_count:
             # A reboot without a lost link (RTU): the unit is back at its boot watchdog and
             # writes queued before it were judged on the old state; never replay a start.
