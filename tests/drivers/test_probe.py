@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
 import errno
 import grp
 import os
 import socket
+import subprocess
+import sys
+import threading
 import time
 import tty
 from collections.abc import Iterator
@@ -20,6 +25,7 @@ import pytest
 from sessionconsole.drivers import probe
 from sessionconsole.drivers.cx3_mqtt import Cx3MqttDriver
 from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
+from sessionconsole.protocols import es2
 from sessionconsole.testing import SimProcess
 from sessionconsole.testing.cx3 import cx3_sim_for
 from sessionconsole.testing.mqtt import Mosquitto
@@ -206,6 +212,45 @@ def test_silent_serial_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "(timeout after 3 sends of 50 ms)" in line
 
 
+class OtherDevice(threading.Thread):
+    """Something else on the ES-2's port: answers ID? as the ICD's frame says, as `model`."""
+
+    def __init__(self, fd: int, model: str) -> None:
+        super().__init__(daemon=True)
+        self.fd, self.model, self.asked = fd, model, 0
+
+    def run(self) -> None:
+        decoder = es2.FrameDecoder()
+        with contextlib.suppress(OSError):
+            while data := os.read(self.fd, 256):
+                for frame in decoder.feed(data):
+                    self.asked += 1
+                    reply = f"{frame.seq},ID,{self.model},77001,1.0,2".encode()
+                    os.write(self.fd, b"$" + reply + f"*{es2.crc16(reply):04X}\r\n".encode())
+
+
+def test_another_device_on_the_port_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    master, slave = os.openpty()
+    tty.setraw(master)
+    port = os.ttyname(slave)
+    device = OtherDevice(master, "ES-9")
+    device.start()
+    try:
+        path = tmp_path / "es2.toml"
+        path.write_text(ES2.format(port=port))
+        line = failure(capsys, path)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert device.asked == 1  # the probe asked who it is, and nothing else
+    assert line == (
+        f"error: {port} answers as model ES-9 (serial 77001), not as an ES-2; "
+        "check the port in the profile"
+    )
+
+
 def test_permission_denied_names_the_group(tmp_path: Path) -> None:
     # Tests run as root, where a chmod 000 port still opens: check the mapping itself.
     port = tmp_path / "ttyUSB0"
@@ -218,6 +263,49 @@ def test_permission_denied_names_the_group(tmp_path: Path) -> None:
     )
     missing = probe.port_error_text("/dev/nope", PermissionError(errno.EACCES, "denied"))
     assert "group dialout" in missing
+
+
+def without_dac_override() -> None:
+    """In a child about to exec: drop root's power to open files regardless of their modes."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+        if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2
+
+
+def test_permission_denied_on_a_real_port(tmp_path: Path) -> None:
+    # A real EACCES from open(): a port that belongs to someone else, mode 0600. Root (CI)
+    # would open it anyway, so the probe runs without the capability that allows that.
+    master, slave = os.openpty()
+    port = os.ttyname(slave)
+    try:
+        if os.geteuid() == 0:
+            os.chown(port, 65534, -1)  # owner nobody, group as it was (tty)
+            os.chmod(port, 0o600)
+        else:
+            os.chmod(port, 0o000)
+        group = grp.getgrgid(os.stat(port).st_gid).gr_name
+        profile = tmp_path / "es2.toml"
+        profile.write_text(ES2.format(port=port))
+        command = "import sys; from sessionconsole.cli import main; sys.exit(main())"
+        done = subprocess.run(
+            [sys.executable, "-c", command, "devices", "probe", "--profile", str(profile)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=without_dac_override if os.geteuid() == 0 else None,
+        )
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert done.returncode == probe.EXIT_FAILED, done.stderr
+    assert done.stderr.strip() == (
+        f"error: permission denied on {port}; add the user to group {group} "
+        f"(sudo usermod -aG {group} $USER) and log in again"
+    )
 
 
 def test_busy_and_other_port_errors() -> None:
@@ -250,9 +338,9 @@ def test_invalid_profile_prints_the_validation_lines_and_exits_2(
 # ---- CX-3 through a real mosquitto ----
 
 
-def cx3_file(tmp_path: Path, broker_port: int, serial: str) -> Path:
-    """The shipped CX-3 example profile, pointed at the test broker and unit."""
-    text = CX3_EXAMPLE.read_text()
+def cx3_file(tmp_path: Path, broker_port: int, serial: str, generic: bool = False) -> Path:
+    """The shipped CX-3 profile (dedicated or generic), pointed at the test broker and unit."""
+    text = (CX3_EXAMPLE.with_name("cx3-generic.toml") if generic else CX3_EXAMPLE).read_text()
     text = text.replace("port = 1883", f"port = {broker_port}")
     text = text.replace('serial = "CX3-0001"', f'serial = "{serial}"')
     path = tmp_path / "cx3.toml"
@@ -309,6 +397,33 @@ def test_cx3_probe_failures_name_the_cause(
         f"error: connection refused by 127.0.0.1:{closed_port}: nothing listens there "
         "(wrong port, or unit off)"
     )
+
+
+def with_login(path: Path, user: str, password: str) -> Path:
+    """The profile at `path` with broker credentials in its [link] table."""
+    text = path.read_text().replace(
+        "[link]\n", f'[link]\nusername = "{user}"\npassword = "{password}"\n'
+    )
+    login = path.with_name(f"login-{user}-{password}.toml")
+    login.write_text(text)
+    return login
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["cx3", "mqtt_generic"])
+def test_a_broker_that_refuses_the_login_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], generic: bool
+) -> None:
+    # Issue #4 item 7, "broker refused": the broker accepts TCP but refuses the MQTT login.
+    with Mosquitto(users={"console": "s3cret"}) as broker:
+        anonymous = cx3_file(tmp_path, broker.port, "CX3-0001", generic=generic)
+        refused = f"error: broker 127.0.0.1:{broker.port} refused the connection: "
+        for path in (anonymous, with_login(anonymous, "console", "wrong")):
+            line = failure(capsys, path)
+            assert line.startswith(refused), line
+            assert "not authorized" in line.lower(), line  # the broker's reason, in its words
+        # the right login is let in: what is missing then is the unit, not the broker's consent
+        line = failure(capsys, with_login(anonymous, "console", "s3cret"))
+        assert line.startswith("error: no retained status "), line
 
 
 def test_cx3_probe_of_a_unit_that_lost_power_reads_its_last_will(
@@ -407,3 +522,27 @@ def test_probe_of_a_register_map_profile_reads_without_writing(
         assert "state IDLE, output off, fault none" in out
         assert "watchdog 1000 ms" in out  # the boot value: the probe wrote nothing
         assert sim.request({"op": "state"})["holding"] == holding_before
+
+
+def test_register_map_probe_failures_name_the_cause(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], unused_tcp_port: int
+) -> None:
+    # The generic driver's probe names the same causes as the dedicated one's.
+    profiles = Path(probe.__file__).resolve().parents[3] / "config" / "profiles"
+    vendor_b = (profiles / "vendor-b-ultrasound.toml").read_text()
+    path = tmp_path / "vendor-b.toml"
+    path.write_text(vendor_b.replace("port = 5030", f"port = {unused_tcp_port}", 1))
+    line = failure(capsys, path)
+    assert line.startswith(f"error: connection refused by 127.0.0.1:{unused_tcp_port}")
+    with SimProcess("us1") as sim:  # the ICD layout: unit id 1, model code 0x5531
+        aimed = vendor_b.replace("port = 5030", f"port = {sim.modbus_tcp[1]}", 1)
+        path.write_text(aimed)
+        line = failure(capsys, path)
+        assert line.startswith("error: no reply from unit id 7 at 127.0.0.1:")
+        assert line.endswith("check the unit id")
+        path.write_text(aimed.replace("device_id = 7", "device_id = 1", 1))
+        line = failure(capsys, path)
+        assert line == (
+            "error: holding read of 20 from 1000 refused with exception 02 (illegal "
+            "address); the unit has no such registers: another device, or the wrong profile"
+        )

@@ -271,8 +271,13 @@ class Es2SerialDriver(DriverLifecycle):
         self.decoder = es2.FrameDecoder()
         self._reader_task = asyncio.create_task(self._read(), name=f"reader-{self.device_id}")
         reply = await self._send(_Request("identify", "ID?", ()))
-        if not isinstance(reply, es2.Identity) or reply.model != "ES-2":
-            raise WrongDevice(f"{self.device_id}: {port} answered ID? with {reply!r}, not an ES-2")
+        if not isinstance(reply, es2.Identity):
+            raise WrongDevice(f"{self.device_id}: {port} answered ID? with {reply}, not an ES-2")
+        if reply.model != "ES-2":
+            raise WrongDevice(
+                f"{self.device_id}: {port} answers as model {reply.model} (serial "
+                f"{reply.serial}), not as an ES-2; check the port in the profile"
+            )
         self.identity = reply
         await self._configure_link()
         self.connected = True

@@ -36,6 +36,7 @@ from sessionconsole.drivers.modbus_transport import (
     ModbusClient,
     make_client,
     no_link_text,
+    read_refused_text,
 )
 from sessionconsole.drivers.tracking import CommandRecord, CommandTracker
 from sessionconsole.model.modbus_map import ModbusGenericProfile
@@ -470,10 +471,8 @@ class GenericModbusDriver(DriverLifecycle):
             method, read.address, count=read.count, device_id=self.profile.link.device_id
         )
         if response.isError():
-            raise DeviceUnreachable(
-                f"{self.device_id}: {read.table} read of {read.count} from {read.address} "
-                f"refused: {response}"
-            )
+            what = f"{read.table} read of {read.count} from {read.address}"
+            raise DeviceUnreachable(f"{self.device_id}: {read_refused_text(what, response)}")
         if read.table in ("coil", "discrete"):
             return [bool(b) for b in response.bits[: read.count]]
         return list(response.registers[: read.count])

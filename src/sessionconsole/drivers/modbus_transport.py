@@ -32,6 +32,15 @@ class NoReply(DeviceUnreachable):
     """The link is open but the unit did not answer in time (wrong unit id, baud, or dead)."""
 
 
+def read_refused_text(what: str, response: object) -> str:
+    """A refused read in words: the exception's code and name, and what it usually means."""
+    code = int(getattr(response, "exception_code", 0))
+    text = f"{what} refused with exception {code:02d} ({MODBUS_EXCEPTIONS.get(code, 'unknown')})"
+    if code == 2:
+        text += "; the unit has no such registers: another device, or the wrong profile"
+    return text
+
+
 def make_client(link: ModbusTcpLink | ModbusRtuLink) -> ModbusClient:
     """A pymodbus client for the link, without retries or reconnects: the driver does both."""
     timeout_s = link.request_timeout_ms / 1000.0

@@ -38,6 +38,7 @@ from sessionconsole.drivers.modbus_transport import (
     NoReply,
     make_client,
     no_link_text,
+    read_refused_text,
 )
 from sessionconsole.drivers.tracking import CommandRecord, CommandTracker, Confirm
 from sessionconsole.model.profile import Us1Profile
@@ -417,7 +418,8 @@ class Us1ModbusDriver(DriverLifecycle):
         )
         response = await self._call(reader, 0, count=count, device_id=self.profile.link.device_id)
         if response.isError():
-            raise DeviceUnreachable(f"{self.device_id}: {table} register read refused: {response}")
+            what = f"{table} register read"
+            raise DeviceUnreachable(f"{self.device_id}: {read_refused_text(what, response)}")
         return list(response.registers[:count])
 
     async def _read_discrete(self) -> list[bool]:
@@ -429,7 +431,8 @@ class Us1ModbusDriver(DriverLifecycle):
             device_id=self.profile.link.device_id,
         )
         if response.isError():
-            raise DeviceUnreachable(f"{self.device_id}: discrete input read refused: {response}")
+            what = "discrete input read"
+            raise DeviceUnreachable(f"{self.device_id}: {read_refused_text(what, response)}")
         return [bool(b) for b in response.bits[: us1.DI_COUNT]]
 
     async def _write_block(self, write: _Write) -> None:

@@ -248,7 +248,7 @@ def parse_reply(frame: Frame) -> Message:
         return Ack()
     if verb == "NAK" and len(args) == 1 and args[0] in NAK_CODES:
         return Nak(args[0])
-    if verb == "ID" and len(args) == 4 and args[0] == "ES-2":
+    if verb == "ID" and len(args) == 4:  # any model: the driver names a wrong one
         return Identity(args[0], args[1], args[2], int(_number(args[3], "channel count")))
     if verb == "STAT" and len(args) == 6 and args[1] in STATES:
         return ChannelStatus(

@@ -59,12 +59,16 @@ class Mosquitto:
         host: str = "127.0.0.1",
         start_timeout: float = 5.0,
         die_with_parent: bool = False,
+        users: dict[str, str] | None = None,
     ) -> None:
         """Describe the broker (port 0 = a free port); `start()` launches it.
 
         `die_with_parent`: the broker gets SIGTERM when its parent dies (demos, script runs).
+        `users`: name -> password; when given, only they may connect (no anonymous clients),
+        as on a clinic's broker.
         """
         self.host = host
+        self.users = users
         self.die_with_parent = die_with_parent
         self.port = port
         self.start_timeout = start_timeout
@@ -80,11 +84,12 @@ class Mosquitto:
         return f"mqtt://{self.host}:{self.port}"
 
     def _write_config(self) -> None:
-        """Minimal config: one loopback listener, anonymous access, nothing on disk."""
+        """Minimal config: one loopback listener, anonymous access (or `users` only), no disk."""
+        access = "allow_anonymous true\n"
+        if self.users is not None:
+            access = f"allow_anonymous false\npassword_file {self._write_passwords()}\n"
         self.config_path.write_text(
-            f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
+            f"listener {self.port} {self.host}\n" + access + "persistence false\n"
             # Stay the user who started it: started as root, mosquitto would switch to user
             # `mosquitto`, and that credential change clears PR_SET_PDEATHSIG (die_with_parent).
             f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
@@ -92,6 +97,19 @@ class Mosquitto:
             "log_dest stderr\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
         )
+
+    def _write_passwords(self) -> Path:
+        """The password file of `users`, hashed by mosquitto_passwd (owner-only)."""
+        assert self.users is not None
+        tool = shutil.which("mosquitto_passwd", path=SEARCH_PATH)
+        if tool is None:
+            raise MosquittoNotInstalled("mosquitto_passwd is missing: apt-get install mosquitto")
+        path = self._dir / "passwords"
+        path.write_text("")
+        path.chmod(0o600)
+        for name, password in self.users.items():
+            subprocess.run([tool, "-b", str(path), name, password], check=True, capture_output=True)
+        return path
 
     @property
     def name(self) -> str:
