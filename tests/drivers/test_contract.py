@@ -4,7 +4,8 @@ In the manner of python-can's `back2back_test.py`: the cases below know only the
 `DeviceDriver` interface and a small adapter per target (`contract_targets.py`), which starts
 the simulator, builds the profile, starts an output and reads from the simulator's test port
 whether that output is on. Targets: US-1 over Modbus TCP and Modbus RTU (pty), ES-2 over a
-pty and over `socket://`, CX-3 through a real mosquitto.
+pty and over `socket://`, CX-3 through a real mosquitto, and the generic drivers on profiles:
+the US-1 over Modbus TCP and RTU, the vendor-b layout over TCP, the CX-3 over MQTT.
 """
 
 from __future__ import annotations
@@ -164,6 +165,34 @@ async def test_a_reboot_is_reported_and_the_driver_keeps_working(target: Target)
         # The unit came back at boot values, and the driver then wrote the same settings
         # again: neither is a setpoint "the console did not write".
         assert driver.setpoint_mismatches == 0, target.errors
+    finally:
+        await driver.close()
+
+
+async def test_a_stop_goes_ahead_of_writes_queued_before_it(target: Target) -> None:
+    # Issue #4: "Stop goes out at once, ahead of anything queued". Settings and a start are
+    # queued and a stop asked for in the same turn: the stop is taken first (its ack comes
+    # no later than any ack of what was queued before it), and the output never turns on.
+    driver = target.make_driver(target.long_watchdog_ms)
+    try:
+        await target.connect(driver)
+        async with core_heartbeats(driver):
+            await asyncio.sleep(0.3)  # the connect's own stop is long confirmed
+            asked = time.monotonic()
+            target.start_output(driver)
+            driver.request_stop()
+            await stop_taken(driver)
+            deadline = time.monotonic() + 0.6
+            while time.monotonic() < deadline:
+                assert not await target.output_on(), "the start queued before the stop ran"
+                await asyncio.sleep(0.05)
+        records = [r for r in driver.commands.values() if r.requested_mono_s >= asked]
+        stops = [r for r in records if r.op == "stop" and r.acknowledged_mono_s is not None]
+        assert stops, [(r.op, r.state) for r in records]
+        stop_acked = min(r.acknowledged_mono_s for r in stops)
+        for record in records:
+            if record.op != "stop" and record.acknowledged_mono_s is not None:
+                assert record.acknowledged_mono_s >= stop_acked, (record.op, record.state)
     finally:
         await driver.close()
 

@@ -495,6 +495,7 @@ class GenericMqttDriver(DriverLifecycle):
             if self._stop_wanted and record.id in self._stop_ids:
                 self._stop_wanted = False
                 self._stop_ids.clear()
+                self._stop_sent_mono_s = None  # the next stop goes at once, not at a retry time
                 self.stops_acknowledged += 1
                 self._stop_taken.set()
             return
