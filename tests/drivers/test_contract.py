@@ -197,6 +197,41 @@ async def test_a_stop_goes_ahead_of_writes_queued_before_it(target: Target) -> N
         await driver.close()
 
 
+async def test_an_unexpected_failure_of_the_io_task_is_reported_and_stops_first(
+    target: Target,
+) -> None:
+    # A bug or a library surprise inside the I/O task (here: the driver's clock raises once
+    # while the output runs) must not end the task silently: it is reported, the link is
+    # dropped, and the task runs again with a stop as the device's first command.
+    driver = target.make_driver(target.long_watchdog_ms)
+    clock, armed = driver.clock, False
+
+    def failing_clock() -> float:
+        nonlocal armed
+        if armed:
+            armed = False
+            raise RuntimeError("injected")
+        value: float = clock()
+        return value
+
+    driver.clock = failing_clock
+    try:
+        await target.connect(driver)
+        async with core_heartbeats(driver):
+            target.start_output(driver)
+            await until(target.output_on)
+            armed = True
+            await wait_for(lambda: driver.io_task_restarts == 1, 5)
+            assert any("I/O task failed (RuntimeError: injected)" in e for e in target.errors)
+            await until(lambda: output_off(target))  # stopped by the driver, not its watchdog
+            assert not target.sim_watchdog_tripped(await target.state())
+            await wait_for(lambda: driver.connected and not driver.stop_pending, 5)
+            restarted = time.monotonic()
+            await wait_for(lambda: target.reading_time(driver) > restarted, 5)
+    finally:
+        await driver.close()
+
+
 async def test_corrupted_frames_are_survived_and_clear_recovers(target: Target) -> None:
     driver = target.make_driver()
     try:

@@ -46,15 +46,22 @@ class DeviceDriver(Protocol):
 
 
 CLOSE_TIMEOUT_S = 1.0
+RESTART_DELAY_S = 0.1  # after an I/O task failed unexpectedly; doubles while it keeps failing
+RESTART_DELAY_MAX_S = 2.0
 
 
 class DriverLifecycle:
     """What every driver shares: one I/O task, a bounded close, stop tracking, error reports.
 
-    Subclasses implement `_run()` (the I/O task) and `_release()` (close the transport).
-    The closing flag ends a subclass's loops even if a cancellation is lost: Python 3.11's
-    `asyncio.wait_for` (used inside pymodbus and paho) can swallow one that races a
-    completion.
+    Subclasses implement `_run()` (the I/O task), `_release()` (close the transport) and
+    `request_stop()`. The closing flag ends a subclass's loops even if a cancellation is
+    lost: Python 3.11's `asyncio.wait_for` (used inside pymodbus and paho) can swallow one
+    that races a completion.
+
+    `_run()` handles the failures it expects (lost links, refusals). Anything else (a bug,
+    a library surprise) would end the task silently and leave the device without stops and
+    heartbeats; the supervisor reports it, drops the link and runs `_run()` again with a
+    stop pending, so the device's first command after it is a stop.
     """
 
     def __init__(self, device_id: str, on_error: Callable[[str, str], None] | None) -> None:
@@ -67,6 +74,7 @@ class DriverLifecycle:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._heartbeat_pending = False
+        self.io_task_restarts = 0
 
     async def _run(self) -> None:
         raise NotImplementedError
@@ -74,10 +82,44 @@ class DriverLifecycle:
     async def _release(self) -> None:
         raise NotImplementedError
 
+    def request_stop(self) -> None:
+        raise NotImplementedError
+
     def start(self) -> None:
-        """Start the I/O task (connect, serve, reconnect with backoff)."""
+        """Start the I/O task (connect, serve, reconnect with backoff) under its supervisor."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"driver-{self.device_id}")
+            self._task = asyncio.create_task(self._supervise(), name=f"driver-{self.device_id}")
+
+    async def _supervise(self) -> None:
+        """Run `_run()`; after an unexpected exception report it and run it again, stop first."""
+        delay = RESTART_DELAY_S
+        while not self._closing:
+            try:
+                await self._run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # whatever it was, the device needs a stop
+                if self._closing:
+                    return
+                self.io_task_restarts += 1
+                log.error("%s: I/O task failed", self.device_id, exc_info=exc)
+                self._report(
+                    f"{self.device_id}: I/O task failed ({type(exc).__name__}: {exc}); "
+                    f"link dropped, restarting in {delay:.1f} s with a stop first"
+                )
+                await self._after_failure()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RESTART_DELAY_MAX_S)
+
+    async def _after_failure(self) -> None:
+        """Leave no half-open link and nothing queued but a stop (subclasses may add)."""
+        self.connected = False
+        try:
+            await self._release()
+        except Exception:  # a transport that will not close is dropped anyway
+            log.exception("%s: closing the link after a failure failed", self.device_id)
+        self.request_stop()
 
     async def close(self) -> None:
         """End the I/O task and release the transport; never waits more than a second."""

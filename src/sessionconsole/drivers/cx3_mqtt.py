@@ -301,6 +301,11 @@ class Cx3MqttDriver(DriverLifecycle):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
 
+    async def _after_failure(self) -> None:
+        """The session ended with the failure: forget it like a lost link, then stop first."""
+        self._lost_link()
+        await super()._after_failure()
+
     def _lost_link(self) -> None:
         """Nothing but a stop survives a lost link: never replay a start."""
         self.connected = False

@@ -104,6 +104,7 @@ class Es2SerialDriver(DriverLifecycle):
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | SerialThreadLink | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        self._reader_failure: Exception | None = None  # raised by the I/O task's next pass
         self.commands = CommandTracker()
         self.setpoint_mismatches = 0
         self._written_ma: dict[int, float] = {}  # channel -> the target amplitude we wrote
@@ -223,6 +224,9 @@ class Es2SerialDriver(DriverLifecycle):
     async def _serve(self) -> None:
         next_stat = self.clock()
         while not self._closing:
+            if self._reader_failure is not None:
+                failure, self._reader_failure = self._reader_failure, None
+                raise failure
             if self._stop_channels:
                 channel = min(self._stop_channels)  # 0 (every channel) first
                 await self._send_stop(channel)
@@ -312,6 +316,11 @@ class Es2SerialDriver(DriverLifecycle):
                     self._dispatch(frame)
         except (OSError, serial.SerialException) as exc:
             log.warning("%s: read failed: %s", self.device_id, exc)
+        except Exception as exc:  # a bug or a surprise: the I/O task raises it (supervised)
+            self._reader_failure = exc
+            self._fail_pending(exc)
+            self._wake.set()
+            return
         self._fail_pending(DeviceUnreachable(f"{self.device_id}: the port closed"))
 
     def _dispatch(self, frame: es2.Frame) -> None:
