@@ -177,11 +177,28 @@ def test_events_in_the_consoles_words() -> None:
 
 # ---- fuzzing: only MqttMapError ever escapes ----
 
+
+def _another_vendor(data: dict[str, Any]) -> None:
+    """The CX-3 map bent the way other units differ: scaled readings, number codes for
+    states, a flat command envelope under another id field."""
+    data["telemetry"]["ultrasound"]["intensity_measured_w_cm2"] = {
+        "path": "us.intensity_w_cm2",
+        "scale": 0.01,
+    }
+    data["values"]["us_state"] = {"0": "IDLE", "1": "RUNNING", "9": "FAULT"}
+    del data["commands"]["args_field"]
+    data["commands"]["id_field"] = "rid"
+
+
 PARSERS: list[Callable[[bytes], object]] = [
-    CX3.parse_status,
-    CX3.parse_reply,
-    CX3.parse_event,
-    lambda payload: CX3.parse_telemetry(payload, 0.0),
+    parser
+    for unit in (CX3, variant(_another_vendor))
+    for parser in (
+        unit.parse_status,
+        unit.parse_reply,
+        unit.parse_event,
+        lambda payload, unit=unit: unit.parse_telemetry(payload, 0.0),
+    )
 ]
 
 
