@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ..control import ControlError, start_control_server
+from ..link import LINK_MODES
 from ..readyline import emit_ready, hostport, ready_payload
-from ..schedule import load_schedule, start_schedule
+from ..schedule import ScheduleRules, load_schedule, start_schedule
 from .link import CX3LinkControl
 from .model import STEP_S, CX3Unit
 from .mqtt_io import Broker, MqttUnitLink
-from .testport import CX3TestPort
+from .testport import FAULTS, CX3TestPort
 
 TELEMETRY_EVERY = 5  # steps of 20 ms: 10 Hz
 CONNECT_TIMEOUT_S = 10.0
@@ -98,7 +99,10 @@ class Units:
 
 async def run_cx3(options: CX3Options) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code."""
-    schedule = load_schedule(options.faults) if options.faults else []
+    rules = ScheduleRules(
+        faults=FAULTS, units=options.count, link_modes=(*LINK_MODES, "disconnect")
+    )
+    schedule = load_schedule(options.faults, rules) if options.faults else []
     units = Units(options)
     runners = [asyncio.create_task(link.run()) for link in units.links]
     waiting = [asyncio.create_task(link.connected_once.wait()) for link in units.links]

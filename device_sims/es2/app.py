@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ..control import start_control_server
 from ..readyline import emit_ready, hostport, ready_payload
-from ..schedule import load_schedule, start_schedule
-from .testport import ES2TestPort
+from ..schedule import ScheduleRules, load_schedule, start_schedule
+from .testport import FAULTS, ES2TestPort
 from .unit import ES2Unit
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ async def run_es2(options: ES2Options) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code."""
     if options.count < 1:
         raise ValueError(f"--count must be at least 1, got {options.count}")
-    schedule = load_schedule(options.faults) if options.faults else []
+    rules = ScheduleRules(faults=FAULTS, units=options.count)
+    schedule = load_schedule(options.faults, rules) if options.faults else []
     use_pty = options.pty or options.tcp is None
     clock = time.monotonic
     units = [ES2Unit(index, options.seed, clock) for index in range(options.count)]

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from ..control import start_control_server
 from ..readyline import emit_ready, hostport, ready_payload
-from ..schedule import load_schedule, start_schedule
+from ..schedule import ScheduleRules, load_schedule, start_schedule
 from .model import US1Model
 from .router import unit_router
+from .testport import FAULTS
 from .unit import UnitSpec, US1Unit, start_unit
 
 STEP_S = 0.02  # 50 Hz
@@ -81,7 +82,8 @@ async def start_units(options: US1Options) -> list[US1Unit]:
 
 async def run_us1(options: US1Options) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code."""
-    schedule = load_schedule(options.faults) if options.faults else []
+    rules = ScheduleRules(faults=FAULTS, units=options.count)
+    schedule = load_schedule(options.faults, rules) if options.faults else []
     units = await start_units(options)
     handler = unit_router([unit.testport for unit in units])
     try:

@@ -1,4 +1,4 @@
-"""The example test of docs/SIMULATORS.md, kept here so the documentation cannot drift."""
+"""Example tests against the simulators: a US-1 fault over Modbus TCP, a CX-3 reply over MQTT."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ async def test_us1_overtemp_latches_a_fault(us1_sim: SimProcess) -> None:
     host, port = us1_sim.modbus_tcp
     client = AsyncModbusTcpClient(host, port=port)
     await client.connect()
-    # Configure 1 MHz, 1.0 W/cm², 100 %, 60 s and START in one all-or-nothing write.
+    # Registers 0-4 in one all-or-nothing write (1 MHz, 1.0 W/cm², 100 %, 100 Hz, 60 s),
+    # then START in a write of its own.
     await client.write_registers(0, [1000, 100, 100, 100, 60], device_id=1)
     await client.write_register(7, 1, device_id=1)
     assert us1_sim.request({"op": "inject", "fault": "overtemp"})["ok"]
