@@ -46,6 +46,8 @@ class DeviceDriver(Protocol):
 
 
 CLOSE_TIMEOUT_S = 1.0
+BACKOFF_INITIAL_S = 0.1  # between reconnect attempts: doubles after each failed one
+BACKOFF_MAX_S = 2.0
 RESTART_DELAY_S = 0.1  # after an I/O task failed unexpectedly; doubles while it keeps failing
 RESTART_DELAY_MAX_S = 2.0
 

@@ -21,7 +21,11 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from sessionconsole.drivers.base import DriverLifecycle
+from sessionconsole.drivers.base import (
+    BACKOFF_INITIAL_S,
+    BACKOFF_MAX_S,
+    DriverLifecycle,
+)
 from sessionconsole.drivers.errors import DeviceUnreachable, WrongDevice
 from sessionconsole.drivers.mqtt_options import client_for
 from sessionconsole.drivers.tracking import CommandTracker, Confirm, SetpointWatch
@@ -32,9 +36,6 @@ from sessionconsole.protocols import cx3
 
 log = logging.getLogger(__name__)
 
-BACKOFF_INITIAL_S = 0.1
-BACKOFF_MAX_S = 2.0
-CLOSE_TIMEOUT_S = 1.0
 REPLY_TIMEOUT_S = 1.0  # a command unanswered this long counts as timed out
 STOP_RETRY_S = 0.5  # an unanswered stop is published again (new id) this often
 SERVE_TICK_S = 0.05

@@ -29,7 +29,12 @@ from dataclasses import dataclass, field
 import serial
 import serial_asyncio_fast
 
-from sessionconsole.drivers.base import DriverLifecycle
+from sessionconsole.drivers.base import (
+    BACKOFF_INITIAL_S,
+    BACKOFF_MAX_S,
+    CLOSE_TIMEOUT_S,
+    DriverLifecycle,
+)
 from sessionconsole.drivers.errors import DeviceRejected, DeviceUnreachable, WrongDevice
 from sessionconsole.drivers.serial_thread import SerialThreadLink
 from sessionconsole.drivers.tracking import CommandRecord, CommandTracker, Confirm
@@ -43,9 +48,6 @@ from sessionconsole.protocols import es2
 
 log = logging.getLogger(__name__)
 
-BACKOFF_INITIAL_S = 0.1
-BACKOFF_MAX_S = 2.0
-CLOSE_TIMEOUT_S = 1.0
 STAT_PERIOD_S = 0.2
 CHANNELS = (1, 2)
 

@@ -24,7 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sessionconsole.drivers import modbus_transport
-from sessionconsole.drivers.base import DriverLifecycle
+from sessionconsole.drivers.base import (
+    BACKOFF_INITIAL_S,
+    BACKOFF_MAX_S,
+    DriverLifecycle,
+)
 from sessionconsole.drivers.errors import (
     DeviceRejected,
     DeviceUnreachable,
@@ -46,8 +50,6 @@ from sessionconsole.protocols import modbus_map as codec
 
 log = logging.getLogger(__name__)
 
-BACKOFF_INITIAL_S = 0.1
-BACKOFF_MAX_S = 2.0
 ERA_BNR_TOLERANCE = 0.05
 READ_METHODS = {
     "holding": "read_holding_registers",

@@ -25,7 +25,11 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from sessionconsole.drivers.base import DriverLifecycle
+from sessionconsole.drivers.base import (
+    BACKOFF_INITIAL_S,
+    BACKOFF_MAX_S,
+    DriverLifecycle,
+)
 from sessionconsole.drivers.errors import DeviceUnreachable, WrongDevice
 from sessionconsole.drivers.mqtt_options import client_for
 from sessionconsole.drivers.tracking import CommandRecord, CommandTracker, Confirm, SetpointWatch
@@ -38,8 +42,6 @@ from sessionconsole.protocols.mqtt_map import ArgValue, MqttMapError
 
 log = logging.getLogger(__name__)
 
-BACKOFF_INITIAL_S = 0.1
-BACKOFF_MAX_S = 2.0
 STOP_RETRY_S = 0.5  # an unanswered stop is published again (new id) this often
 SERVE_TICK_S = 0.05
 SETPOINT_TOLERANCE = 0.005  # W/cm² or mA: a setpoint read back within this is the one sent

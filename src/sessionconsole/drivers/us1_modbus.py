@@ -25,7 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sessionconsole.drivers import modbus_transport
-from sessionconsole.drivers.base import DriverLifecycle
+from sessionconsole.drivers.base import (
+    BACKOFF_INITIAL_S,
+    BACKOFF_MAX_S,
+    DriverLifecycle,
+)
 from sessionconsole.drivers.errors import (
     DeviceRejected,
     DeviceUnreachable,
@@ -49,13 +53,10 @@ from sessionconsole.protocols import us1
 log = logging.getLogger(__name__)
 
 
-BACKOFF_INITIAL_S = 0.1
 # A poll whose reply never came is read again on the same link; only this many in a row are
 # a lost link (reconnect). One corrupted RTU reply (the CRC fails, the frame is dropped) then
 # costs one request timeout, not a reconnect and an identity read on top of it.
 SILENT_POLLS_TO_RECONNECT = 2
-BACKOFF_MAX_S = 2.0
-CLOSE_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
