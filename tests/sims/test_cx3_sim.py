@@ -560,26 +560,30 @@ async def test_repeated_command_answered_from_memory_and_stop_always_runs(
     assert (await cx3_sim.arequest({"op": "state"}))["us"]["state"] == "IDLE"
 
 
+@pytest.mark.parametrize("timeout_ms", [200, 300, 5000])  # ICD: set_watchdog 200-5000 ms
 async def test_watchdog_never_early_and_within_timeout_plus_250_ms(
-    cx3_sim: SimProcess, console: Console
+    cx3_sim: SimProcess, console: Console, timeout_ms: int
 ) -> None:
-    await console.ok("set_watchdog", timeout_ms=300)
+    await console.ok("set_watchdog", timeout_ms=timeout_ms)
     await console.ok("configure_stim", **STIM_CFG)
     await console.ok("start", output="stim")
+    armed_ms = (await cx3_sim.arequest({"op": "state"}))["watchdog"]["last_feed_t_ms"]
     for beat in range(1, 4):  # a few regular heartbeats, then silence
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
         start = len(console.got)
         before = time.monotonic()
         await console.heartbeat(beat)
-        after = time.monotonic()
-    event = await console.event("WATCHDOG", within=1.0, start=start)
-    # Measured by the client: never earlier than 300 ms after its last heartbeat left, and
-    # within 550 ms of it.
-    assert event.at - after >= 0.300, event.at - after
-    assert event.at - before <= 0.550, event.at - before
+    event = await console.event("WATCHDOG", within=timeout_ms / 1000 + 1.0, start=start)
+    # Measured by the client: no earlier than the timeout after its last heartbeat was
+    # handed over (a weak bound: delivery hides early fires; the device's check below
+    # does not), and within timeout + 250 ms of it.
+    assert event.at - before >= timeout_ms / 1000, event.at - before
+    assert event.at - before <= (timeout_ms + 250) / 1000, event.at - before
+    # The device's own clock: event t_ms minus the time of the heartbeat it took last.
     state = await cx3_sim.arequest({"op": "state"})
+    assert state["watchdog"]["last_feed_t_ms"] > armed_ms  # heartbeats fed it after start
     since_heartbeat_ms = event.data["t_ms"] - state["watchdog"]["last_feed_t_ms"]
-    assert 300 <= since_heartbeat_ms <= 550, since_heartbeat_ms
+    assert timeout_ms <= since_heartbeat_ms <= timeout_ms + 250, since_heartbeat_ms
     assert state["faults"] == ["WATCHDOG"] and state["stim"]["state"] == "FAULT"
 
 
