@@ -708,3 +708,59 @@ def test_tel_while_running_reports_ramp_or_on_and_current(client: ES2Client) -> 
     assert "RAMP" not in states[states.index("ON") :]  # constant target: RAMP, then ON
     assert all(float(f[3]) > 0 for f in ch1[1:])
     assert all(19.0 <= float(f[3]) <= 21.0 for f in ch1 if f[2] == "ON")
+
+
+# ---- link modes and unsolicited frames (SIMULATORS.md) -------------------------------------
+def collect(client: ES2Client, seconds: float) -> list[tuple[float, list[str]]]:
+    """Every frame arriving within `seconds`, with its arrival time (all must parse)."""
+    got: list[tuple[float, list[str]]] = []
+    deadline = time.monotonic() + seconds
+    while (line := client.read_line(max(0.0, deadline - time.monotonic()))) is not None:
+        got.append((time.monotonic(), parse(line)[1]))
+    return got
+
+
+def test_link_delay_delays_tel_frames(es2_sim: SimProcess, client: ES2Client) -> None:
+    # SIMULATORS.md: `delay` delays "every reply and telemetry frame". A pinned impedance shows
+    # in TEL (ICD: TEL,<ch>,<state>,<meas_ma>,<impedance_ohm>,<faults>): with the link delayed,
+    # no TEL may show a new value sooner than the delay after it was set, and the frames made
+    # just before still arrive after it (delayed, not silenced).
+    delay_ms = 400
+    assert es2_sim.request({"op": "set", "impedance_ohm": 1234, "ch": 1}) == {"ok": True}
+    assert client.request("STREAM,20") == ["ACK"]
+    assert any(f[:2] == ["TEL", "1"] and f[4] == "1234" for _, f in collect(client, 0.3))
+    assert es2_sim.request({"op": "link", "mode": "delay", "ms": delay_ms}) == {"ok": True}
+    collect(client, 0.3)  # frames made in these 0.3 s are still on their way at t_set
+    t_set = time.monotonic()
+    assert es2_sim.request({"op": "set", "impedance_ohm": 1777, "ch": 1}) == {"ok": True}
+    frames = collect(client, delay_ms / 1000 + 0.6)
+    tel_1 = [(t, f[4]) for t, f in frames if f[:2] == ["TEL", "1"]]
+    first_new = next(t for t, ohm in tel_1 if ohm == "1777")
+    assert first_new - t_set >= delay_ms / 1000, first_new - t_set
+    old_after_set = [t for t, ohm in tel_1 if ohm == "1234" and t > t_set]
+    assert len(old_after_set) >= 3, tel_1  # made before t_set, delivered after it
+    assert es2_sim.request({"op": "clear"}) == {"ok": True}
+    assert client.request("STREAM,0") == ["ACK"]
+
+
+def test_link_drop_silences_tel_and_evt_and_ok_resumes(
+    es2_sim: SimProcess, client: ES2Client
+) -> None:
+    # SIMULATORS.md: `drop`: "both directions fall silent (cable pulled)"; `ok` restores.
+    # Frames the device made meanwhile are lost, not queued: the patient-stop EVT never comes,
+    # while the TEL after `ok` shows the fault it latched (ICD: EVT,PSTOP, fault 02).
+    assert client.request("STREAM,20") == ["ACK"]
+    assert len([f for _, f in collect(client, 0.3) if f[0] == "TEL"]) >= 4
+    assert es2_sim.request({"op": "link", "mode": "drop"}) == {"ok": True}
+    t_drop = time.monotonic()
+    assert es2_sim.request({"op": "inject", "fault": "patient_stop"}) == {"ok": True}
+    during = collect(client, 0.8)
+    assert [f for t, f in during if t > t_drop + 0.2] == []  # 20 Hz x 2 channels went missing
+    assert not any(f[:2] == ["EVT", "PSTOP"] for _, f in during)
+    assert es2_sim.request({"op": "link", "mode": "ok"}) == {"ok": True}
+    after = collect(client, 0.5)
+    tel = [f for _, f in after if f[0] == "TEL"]
+    assert len(tel) >= 4, after
+    assert {f[5] for f in tel} == {"02"}  # the latched patient stop, on both channels
+    assert not any(f[:2] == ["EVT", "PSTOP"] for _, f in after)  # lost, not queued
+    assert client.request("STREAM,0") == ["ACK"]
