@@ -793,6 +793,32 @@ async def test_injections_reach_telemetry_and_events(cx3_sim: SimProcess, consol
     assert (await console.telemetry())["stim"]["impedance_ohm"] == 1500
 
 
+async def test_overtemp_stays_hot_until_clear(cx3_sim: SimProcess, console: Console) -> None:
+    # SIMULATORS.md: overtemp: the head "climbs past 41 °C within 2 s and stays hot until
+    # clear". CX-3 ICD: the US-1 temperature rule (above 41.0 °C → fault, latched), and
+    # reset_fault only once the cause is gone (else STATE).
+    await console.ok("set_watchdog", timeout_ms=5000)
+    await console.ok("configure_us", **US_CFG)
+    await console.ok("start", output="us")
+    assert (await cx3_sim.arequest({"op": "inject", "fault": "overtemp"}))["ok"]
+    await console.event("OVERTEMP", within=2.2)
+    start = len(console.got)
+    t_hot = time.monotonic()
+    while time.monotonic() - t_hot < 1.5:
+        reply = await console.send("reset_fault", output="us")
+        assert (reply["ok"], reply.get("error")) == (False, "STATE"), reply
+        await asyncio.sleep(0.1)
+    tel = [m.data for m in console.got[start:] if m.sub == "telemetry"]
+    assert len(tel) >= 10, tel  # 10 Hz for 1.5 s
+    for frame in tel:  # telemetry rounds to 0.1 °C: just past 41 °C may read 41.0
+        assert frame["us"]["head_temp_c"] >= 41.0 and frame["faults"] == ["OVERTEMP"], frame
+    assert (await cx3_sim.arequest({"op": "clear"}))["ok"]
+    assert (await cx3_sim.arequest({"op": "set", "head_temp_c": 35.0}))["ok"]
+    await wait_state(cx3_sim, lambda s: s["us"]["head_temp_c"] == 35.0, 1.0)
+    await console.ok("reset_fault", output="us")
+    assert (await console.telemetry())["faults"] == []
+
+
 def test_test_port_state_schema_and_errors(cx3_sim: SimProcess) -> None:
     state = cx3_sim.request({"op": "state"})
     expected = {"model", "unit", "serial", "root", "t_s", "t_ms", "online", "boot", "us", "stim"}
