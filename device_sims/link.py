@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 LINK_MODES = ("ok", "drop", "delay", "corrupt")
@@ -11,12 +11,16 @@ LINK_MODES = ("ok", "drop", "delay", "corrupt")
 
 @dataclass
 class LinkControl:
-    """Current link mode: `ok`, `drop` (silent both ways), `delay` (ms) or `corrupt` (rate)."""
+    """Current link mode: `ok`, `drop` (silent both ways), `delay` (ms) or `corrupt` (rate).
 
+    `rng` decides which frames `corrupt` hits; each unit passes one derived from `--seed`
+    (and its index), so two runs with one seed corrupt the same frames.
+    """
+
+    rng: random.Random
     mode: str = "ok"
     delay_ms: int = 0
     corrupt_rate: float = 0.0
-    rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     @property
     def dropped(self) -> bool:

@@ -55,6 +55,8 @@ class ES2Model:
         self.measured = dict.fromkeys(CHANNELS, 0.0)
         self.watchdog_ms = DEFAULT_WATCHDOG_MS
         self.last_feed: float | None = None
+        self.fed_at: float | None = None  # last arming or HB taken, kept after a trip (test port)
+        self.tripped_at: float | None = None  # when the watchdog last fired
         self.stream_hz = 0
         self.next_tel: float | None = None
         self.dropped = 0
@@ -117,6 +119,7 @@ class ES2Model:
         if self.last_feed is None or not self.running:
             return
         if self.last_time - self.last_feed >= self.watchdog_ms / 1000.0 - 1e-9:
+            self.tripped_at = self.last_time
             self._device_stop(list(CHANNELS), Fault.WATCHDOG, ["EVT", "WATCHDOG"])
 
     def _device_stop(self, chs: list[int], fault: Fault, event: list[str]) -> None:
@@ -185,7 +188,7 @@ class ES2Model:
             return "NOCFG"
         channel.start()
         if self.last_feed is None:
-            self.last_feed = now
+            self.last_feed = self.fed_at = now
         return None
 
     def stop(self, chs: list[int]) -> None:
@@ -218,7 +221,7 @@ class ES2Model:
         """HB: the only thing that feeds an armed watchdog."""
         self.heartbeats += 1
         if self.last_feed is not None:
-            self.last_feed = now
+            self.last_feed = self.fed_at = now
 
     def set_watchdog(self, ms: int) -> None:
         """WDG: new timeout (range-checked by the caller)."""

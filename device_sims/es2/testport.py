@@ -11,7 +11,12 @@ Requests may carry `"unit": i` (default 0) when the process runs several units (
                        target_ma (AMP target), output_ma (driven level, ramped),
                        meas_ma (measured, unrounded), impedance_ohm, faults (int bit mask),
                        faults_hex ("00"), relay_stuck_ma}]   for ch 1 and 2
-    watchdog         {timeout_ms, armed, since_feed_ms (null unless armed)}
+    watchdog         {timeout_ms, armed, since_feed_ms (null unless armed),
+                      last_feed_t_ms (when RUN armed it or an HB last fed it),
+                      trip_t_ms (when it last fired: EVT,WATCHDOG)}  (device clock: ms
+                      since the simulator started, the origin of t_s; null until it
+                      happens; kept after the trip, so trip_t_ms - last_feed_t_ms is the
+                      device's own interval)
     stream_hz        0 or 1-50
     patient_switch_pressed   bool (the switch is momentary: 0.2 s)
     physics_draws    random-draw periods elapsed (device_sims/draws.py); two runs with one
@@ -148,6 +153,10 @@ class ES2TestPort:
         unit.link.clear()
         return {}
 
+    def _t_ms(self, at: float | None) -> float | None:
+        """A device-clock instant as ms since the simulator started (None stays None)."""
+        return None if at is None else (at - self.started) * 1000.0
+
     def state(self, unit: ES2Unit) -> dict[str, Any]:
         """The full simulated state (schema in the module docstring)."""
         m = unit.model
@@ -167,6 +176,8 @@ class ES2TestPort:
                 "timeout_ms": m.watchdog_ms,
                 "armed": m.last_feed is not None,
                 "since_feed_ms": since_feed,
+                "last_feed_t_ms": self._t_ms(m.fed_at),
+                "trip_t_ms": self._t_ms(m.tripped_at),
             },
             "stream_hz": m.stream_hz,
             "patient_switch_pressed": m.physics.switch_pressed,

@@ -81,6 +81,8 @@ class US1Model:
         self.low_coupling_s = 0.0
         self.deviation_s = 0.0
         self.last_feed: float | None = None
+        self.fed_at: float | None = None  # last arming or feed, kept after a trip (test port)
+        self.tripped_at: float | None = None  # when the watchdog last latched WATCHDOG
         self.heartbeats = 0
 
     # ---- time -------------------------------------------------------------------------
@@ -135,6 +137,7 @@ class US1Model:
         fault = self.live_fault()
         if fault == Fault.NONE and self.state in ACTIVE_STATES and self.watchdog_expired():
             fault = Fault.WATCHDOG
+            self.tripped_at = self.last_time
         if fault == Fault.NONE and self.state == State.RUNNING:
             fault = self._check_deviation(dt)
         if fault != Fault.NONE:
@@ -251,7 +254,7 @@ class US1Model:
             self.energy_j = 0.0
             self.low_coupling_s = 0.0
             self.deviation_s = 0.0
-            self.last_feed = now
+            self.last_feed = self.fed_at = now
         elif command == Command.STOP:
             self._stop()
         elif command == Command.PAUSE:
@@ -298,7 +301,7 @@ class US1Model:
             if reg == HR_HEARTBEAT:
                 self.heartbeats += 1
                 if self.state in ACTIVE_STATES:
-                    self.last_feed = now
+                    self.last_feed = self.fed_at = now
         return None
 
     def read(self, func_code: int, address: int, count: int, now: float) -> list[int] | ExcCode:

@@ -20,7 +20,11 @@
                   report the same coupling at the same count)
     timer        {remaining_s, low_coupling_s, deviation_s}
     counters     {boot_counter, emission_time_s, energy_j, heartbeat_writes}
-    watchdog     {armed, timeout_ms, since_feed_ms (null unless armed)}
+    watchdog     {armed, timeout_ms, since_feed_ms (null unless armed),
+                  last_feed_t_ms (when START armed it or a register-6 write last fed it),
+                  trip_t_ms (when it last latched WATCHDOG)}  (device clock: ms since the
+                  simulator started, the origin of t_s; null until it happens; kept after
+                  the trip so trip_t_ms - last_feed_t_ms is the device's own interval)
     link         {mode: "ok"|"drop"|"delay"|"corrupt", delay_ms, corrupt_rate}
     injected     {faults: [names], coupling_pct: float|null, head_temp_c: float|null}
 
@@ -135,6 +139,10 @@ class US1TestPort:
         self.link.clear()
         return {}
 
+    def _t_ms(self, at: float | None) -> float | None:
+        """A device-clock instant as ms since the simulator started (None stays None)."""
+        return None if at is None else (at - self.started) * 1000.0
+
     def state(self) -> dict[str, Any]:
         """The full simulated state (schema in the module docstring)."""
         m, p = self.model, self.model.physics
@@ -179,6 +187,8 @@ class US1TestPort:
                 "armed": m.last_feed is not None,
                 "timeout_ms": m.holding[5],
                 "since_feed_ms": since_feed,
+                "last_feed_t_ms": self._t_ms(m.fed_at),
+                "trip_t_ms": self._t_ms(m.tripped_at),
             },
             "link": self.link.describe(),
             "injected": {

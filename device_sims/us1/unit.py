@@ -6,6 +6,7 @@ number, link mode, endpoints), and the test port routes requests by their `"unit
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,11 @@ Clock = Callable[[], float]
 
 @dataclass(frozen=True)
 class UnitSpec:
-    """What unit `index` serves: TCP address (or None), RTU pty or not, physics seed, layout."""
+    """What unit `index` serves: TCP address (or None), RTU pty or not, seed, layout.
+
+    `seed` (--seed + index) seeds the unit's physics and, derived from it, its link's
+    `corrupt` choices.
+    """
 
     index: int
     tcp: tuple[str, int] | None
@@ -73,7 +78,7 @@ class US1Unit:
 async def start_unit(spec: UnitSpec, clock: Clock) -> US1Unit:
     """Build unit `spec.index` and start its endpoints."""
     model = US1Model(seed=spec.seed, now=clock(), serial=spec.serial)
-    link = LinkControl()
+    link = LinkControl(rng=random.Random(f"US-1 link {spec.seed}"))  # not the physics stream
     context = US1Context(model, clock, LAYOUTS[spec.layout])
     unit = US1Unit(spec, model, link, US1TestPort(model, link, clock, unit=spec.index))
     unit.testport.on_reboot = unit.on_reboot

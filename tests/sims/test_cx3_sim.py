@@ -560,26 +560,30 @@ async def test_repeated_command_answered_from_memory_and_stop_always_runs(
     assert (await cx3_sim.arequest({"op": "state"}))["us"]["state"] == "IDLE"
 
 
+@pytest.mark.parametrize("timeout_ms", [200, 300, 5000])  # ICD: set_watchdog 200-5000 ms
 async def test_watchdog_never_early_and_within_timeout_plus_250_ms(
-    cx3_sim: SimProcess, console: Console
+    cx3_sim: SimProcess, console: Console, timeout_ms: int
 ) -> None:
-    await console.ok("set_watchdog", timeout_ms=300)
+    await console.ok("set_watchdog", timeout_ms=timeout_ms)
     await console.ok("configure_stim", **STIM_CFG)
     await console.ok("start", output="stim")
+    armed_ms = (await cx3_sim.arequest({"op": "state"}))["watchdog"]["last_feed_t_ms"]
     for beat in range(1, 4):  # a few regular heartbeats, then silence
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
         start = len(console.got)
         before = time.monotonic()
         await console.heartbeat(beat)
-        after = time.monotonic()
-    event = await console.event("WATCHDOG", within=1.0, start=start)
-    # Measured by the client: never earlier than 300 ms after its last heartbeat left, and
-    # within 550 ms of it.
-    assert event.at - after >= 0.300, event.at - after
-    assert event.at - before <= 0.550, event.at - before
+    event = await console.event("WATCHDOG", within=timeout_ms / 1000 + 1.0, start=start)
+    # Measured by the client: no earlier than the timeout after its last heartbeat was
+    # handed over (a weak bound: delivery hides early fires; the device's check below
+    # does not), and within timeout + 250 ms of it.
+    assert event.at - before >= timeout_ms / 1000, event.at - before
+    assert event.at - before <= (timeout_ms + 250) / 1000, event.at - before
+    # The device's own clock: event t_ms minus the time of the heartbeat it took last.
     state = await cx3_sim.arequest({"op": "state"})
+    assert state["watchdog"]["last_feed_t_ms"] > armed_ms  # heartbeats fed it after start
     since_heartbeat_ms = event.data["t_ms"] - state["watchdog"]["last_feed_t_ms"]
-    assert 300 <= since_heartbeat_ms <= 550, since_heartbeat_ms
+    assert timeout_ms <= since_heartbeat_ms <= timeout_ms + 250, since_heartbeat_ms
     assert state["faults"] == ["WATCHDOG"] and state["stim"]["state"] == "FAULT"
 
 
@@ -787,6 +791,32 @@ async def test_injections_reach_telemetry_and_events(cx3_sim: SimProcess, consol
     assert (await console.telemetry())["faults"] == ["PATIENT_STOP", "OVERTEMP"]
     assert (await cx3_sim.arequest({"op": "set", "impedance_ohm": 1500, "ch": 1}))["ok"]
     assert (await console.telemetry())["stim"]["impedance_ohm"] == 1500
+
+
+async def test_overtemp_stays_hot_until_clear(cx3_sim: SimProcess, console: Console) -> None:
+    # SIMULATORS.md: overtemp: the head "climbs past 41 °C within 2 s and stays hot until
+    # clear". CX-3 ICD: the US-1 temperature rule (above 41.0 °C → fault, latched), and
+    # reset_fault only once the cause is gone (else STATE).
+    await console.ok("set_watchdog", timeout_ms=5000)
+    await console.ok("configure_us", **US_CFG)
+    await console.ok("start", output="us")
+    assert (await cx3_sim.arequest({"op": "inject", "fault": "overtemp"}))["ok"]
+    await console.event("OVERTEMP", within=2.2)
+    start = len(console.got)
+    t_hot = time.monotonic()
+    while time.monotonic() - t_hot < 1.5:
+        reply = await console.send("reset_fault", output="us")
+        assert (reply["ok"], reply.get("error")) == (False, "STATE"), reply
+        await asyncio.sleep(0.1)
+    tel = [m.data for m in console.got[start:] if m.sub == "telemetry"]
+    assert len(tel) >= 10, tel  # 10 Hz for 1.5 s
+    for frame in tel:  # telemetry rounds to 0.1 °C: just past 41 °C may read 41.0
+        assert frame["us"]["head_temp_c"] >= 41.0 and frame["faults"] == ["OVERTEMP"], frame
+    assert (await cx3_sim.arequest({"op": "clear"}))["ok"]
+    assert (await cx3_sim.arequest({"op": "set", "head_temp_c": 35.0}))["ok"]
+    await wait_state(cx3_sim, lambda s: s["us"]["head_temp_c"] == 35.0, 1.0)
+    await console.ok("reset_fault", output="us")
+    assert (await console.telemetry())["faults"] == []
 
 
 def test_test_port_state_schema_and_errors(cx3_sim: SimProcess) -> None:

@@ -223,7 +223,7 @@ def us1_physics(seed: int) -> dict[int, Any]:
         return physics_by_draw(sim, lambda s: (s["physics"]["draws"], s["physics"]["coupling_pct"]))
 
 
-def assert_repeats(first: dict[int, Any], again: dict[int, Any], other: dict[int, Any]) -> None:
+def assert_repeats(first: dict[Any, Any], again: dict[Any, Any], other: dict[Any, Any]) -> None:
     """Same seed: equal physics at every draw count both saw; another seed: different."""
     common = sorted(set(first) & set(again))
     assert len(common) >= 10, (sorted(first), sorted(again))
@@ -246,6 +246,39 @@ def test_es2_seed_repeats_impedance_at_every_draw_whatever_the_traffic() -> None
 def test_us1_seed_repeats_coupling_at_every_draw() -> None:
     # SIMULATORS.md: coupling wanders realistically unless pinned, and the random parts repeat.
     assert_repeats(us1_physics(3), us1_physics(3), us1_physics(4))
+
+
+def cx3_draws(state: dict[str, Any]) -> tuple[tuple[int, int], Any]:
+    """CX-3 `state`: (ultrasound, stimulation) draw counts -> (coupling, impedance)."""
+    us, stim = state["us"], state["stim"]
+    return (us["draws"], stim["draws"]), (us["coupling_pct"], stim["impedance_ohm"])
+
+
+def test_cx3_seed_repeats_coupling_and_impedance_at_every_draw(
+    mosquitto_broker: Mosquitto,
+) -> None:
+    # SIMULATORS.md: physics "seeded, so the random parts repeat" with --seed; coupling
+    # wanders, impedance drifts. Three live processes on one broker (own serials: the seed
+    # alone decides the draws), polled in turn, so their steps fall at different moments.
+    sims = [cx3_sim_for(mosquitto_broker, None, "--seed", str(seed)) for seed in (5, 5, 6)]
+    try:
+        for sim in sims:
+            sim.launch()
+        for sim in sims:
+            sim.wait_ready()
+        seen: list[dict[tuple[int, int], Any]] = [{}, {}, {}]
+        deadline = time.monotonic() + 1.2
+        while time.monotonic() < deadline:
+            for sim, by_draw in zip(sims, seen, strict=True):
+                draws, value = cx3_draws(sim.request({"op": "state"}))
+                by_draw.setdefault(draws, value)
+            time.sleep(0.005)
+    finally:
+        for sim in sims:
+            sim.stop()
+    for by_draw in seen:
+        assert all(500 <= ohm <= 2000 for _, ohm in by_draw.values()), by_draw
+    assert_repeats(*seen)
 
 
 # ---- ignore_stop on the US-1 process -------------------------------------------------------

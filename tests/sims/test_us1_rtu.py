@@ -139,7 +139,7 @@ async def test_fc16_all_or_nothing_start_and_stop(rtu: AsyncModbusSerialClient) 
 
 
 async def test_watchdog_never_before_timeout_and_within_250_ms_after(
-    rtu: AsyncModbusSerialClient,
+    sim: SimProcess, rtu: AsyncModbusSerialClient
 ) -> None:
     assert await write(rtu, 1, 50, 100, 100, 300, 300, 0, START) == 0
     for beat in range(10):  # 1 s of heartbeats every 100 ms keeps it running
@@ -157,8 +157,11 @@ async def test_watchdog_never_before_timeout_and_within_250_ms_after(
         assert received - t1 < 0.6, "no watchdog fault"
         await asyncio.sleep(0.005)
     assert received - t0 >= 0.300, "watchdog fired before its 300 ms timeout"
-    assert received - t1 <= 0.300 + 0.250, received - t1
+    assert received - t0 <= 0.300 + 0.250, received - t0
     assert state == FAULT and (await read(rtu, IR, 6))[0] == WATCHDOG
+    watchdog = sim.request({"op": "state"})["watchdog"]  # the device's own clock
+    interval = watchdog["trip_t_ms"] - watchdog["last_feed_t_ms"]
+    assert 300 - 1e-3 <= interval <= 300 + 250, interval
 
 
 async def test_other_unit_ids_get_no_reply(rtu: AsyncModbusSerialClient) -> None:
