@@ -7,8 +7,9 @@ For each model (US-1, ES-2, CX-3) the script measures, in this order:
 - 32 units in one `--count 32` process, idle;
 - the same 32 units with every output running and heartbeats fed every 100 ms (watchdog
   1000 ms), over each unit's own protocol, as a console would: US-1 intensity 1 W/cm² over
-  Modbus TCP; ES-2 both channels at 20 mA (SYM 100 Hz, 200 µs) with STREAM 20 read over
-  `socket://`; CX-3 ultrasound 1 W/cm² and stimulation 20 mA (`start both`) through mosquitto.
+  Modbus TCP, polled as its driver does (three reads at 25 Hz); ES-2 both channels at 20 mA
+  (SYM 100 Hz, 200 µs) with STREAM 20 read over `socket://`; CX-3 ultrasound 1 W/cm² and
+  stimulation 20 mA (`start both`) through mosquitto, telemetry subscribed (as a console).
 
 CPU is the simulator process's own utime + stime from /proc/PID/stat over a wall-clock window
 (100 % = one core) after a settle time; the figure is the median of `--windows` consecutive
@@ -41,6 +42,7 @@ from typing import IO, Any
 
 import aiomqtt
 from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
 
 from sessionconsole.drivers.mqtt_options import NO_DELAY
 from sessionconsole.protocols import es2
@@ -49,6 +51,7 @@ from sessionconsole.testing.mqtt import Mosquitto
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HEARTBEAT_S = 0.1
+US1_POLL_S = 1 / 25  # the US-1 driver's default telemetry rate
 WATCHDOG_MS = 1000
 COUNT = 32
 START_RUNNING = [100, 100, 100, 1800, WATCHDOG_MS, 0, 1]  # US-1 registers 1-7: 1 W/cm², START
@@ -169,11 +172,17 @@ class Feeder:
 
 
 class Us1Feeder(Feeder):
-    """US-1 units over Modbus TCP: START at 1 W/cm², heartbeat register 6."""
+    """US-1 units over Modbus TCP: START at 1 W/cm², heartbeat register 6, and the console
+    driver's poll: holding 0-7, input 0-15 and discrete 0-3 at 25 Hz (its default rate).
+
+    pymodbus serialises the requests of one client, as the driver's one I/O task does.
+    """
 
     def __init__(self, sim: SimProcess) -> None:
         self.sim = sim
         self.clients: list[AsyncModbusTcpClient] = []
+        self.pollers: list[asyncio.Task[None]] = []
+        self.poll_failures = 0
         self.n = 0
 
     async def start_all(self) -> None:
@@ -186,6 +195,22 @@ class Us1Feeder(Feeder):
             reply = await client.write_registers(1, START_RUNNING, device_id=1)
             if reply.isError():
                 raise RuntimeError(f"START refused: {reply}")
+        self.pollers = [asyncio.create_task(self._poll(c)) for c in self.clients]
+
+    async def _poll(self, client: AsyncModbusTcpClient) -> None:
+        next_tick = time.monotonic()
+        while True:
+            try:
+                replies = [
+                    await client.read_holding_registers(0, count=8, device_id=1),
+                    await client.read_input_registers(0, count=16, device_id=1),
+                    await client.read_discrete_inputs(0, count=4, device_id=1),
+                ]
+                self.poll_failures += sum(r.isError() for r in replies)
+            except ModbusException:
+                self.poll_failures += 1
+            next_tick += US1_POLL_S
+            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
 
     async def beat(self) -> int:
         self.n = (self.n + 1) & 0xFFFF
@@ -193,9 +218,13 @@ class Us1Feeder(Feeder):
             *(c.write_register(6, self.n, device_id=1) for c in self.clients),
             return_exceptions=True,
         )
-        return sum(1 for r in replies if isinstance(r, BaseException) or r.isError())
+        failed, self.poll_failures = self.poll_failures, 0
+        return failed + sum(1 for r in replies if isinstance(r, BaseException) or r.isError())
 
     async def close(self) -> None:
+        for task in self.pollers:
+            task.cancel()
+        await asyncio.gather(*self.pollers, return_exceptions=True)
         for client in self.clients:
             client.close()
 
@@ -303,6 +332,7 @@ class Cx3Feeder(Feeder):
         )
         root = self.roots[0].split("/", 1)[0]
         await self.client.subscribe(f"{root}/+/reply", qos=1)
+        await self.client.subscribe(f"{root}/+/telemetry", qos=0)  # as a console: the broker
         reader = asyncio.create_task(self._read(self.client))
         self._stack.push_async_callback(self._cancel, reader)
         await asyncio.gather(*(self._start(root) for root in self.roots))
@@ -315,7 +345,7 @@ class Cx3Feeder(Feeder):
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            if isinstance(message.payload, bytes):
+            if isinstance(message.payload, bytes) and message.topic.matches("+/+/reply"):
                 reply = json.loads(message.payload)
                 future = self.pending.get(reply.get("id"))
                 if future is not None and not future.done():
