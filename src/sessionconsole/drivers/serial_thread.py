@@ -11,7 +11,7 @@ write never waits for the receive side.
 
 On a device path the thread waits with one select and takes everything there with one read
 (pyserial's read(1), in_waiting and read(n) took five system calls, each dropping and taking
-back the GIL while the loop ran: ~0.08 ms more per reply, docs/PERFORMANCE.md).
+back the GIL while the loop ran: ~0.03 ms more per reply in paired runs, docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
