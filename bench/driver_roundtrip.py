@@ -5,6 +5,9 @@ command is timed twice, alternating: once over the bare transport (a pymodbus cl
 frames over pyserial, an aiomqtt publish and its reply) and once through the driver, from the
 `request_*` call to the command's acknowledgement in `driver.commands`. The ratio of the
 medians is the figure (the machine's noise cancels out of it); absolute times are printed too.
+The `generic-*` transports run the same benches through the declarative drivers, aimed at the
+same simulators by the bundled profiles `us1-generic.toml` (Modbus TCP and RTU) and
+`cx3-generic.toml` (MQTT).
 
     .venv/bin/python bench/driver_roundtrip.py [--n 200] [--only us1-tcp,es2-pty,...]
 """
@@ -26,21 +29,36 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
 from sessionconsole.drivers.cx3_mqtt import Cx3MqttDriver
 from sessionconsole.drivers.es2_serial import Es2SerialDriver
+from sessionconsole.drivers.generic_modbus import GenericModbusDriver
+from sessionconsole.drivers.generic_mqtt import GenericMqttDriver
 from sessionconsole.drivers.mqtt_options import NO_DELAY
 from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
 from sessionconsole.model.combination import Cx3Profile, Cx3ProfileLimits, MqttLink
+from sessionconsole.model.modbus_map import ModbusGenericProfile
+from sessionconsole.model.mqtt_map import GenericMqttProfile
+from sessionconsole.model.paths import config_dir
 from sessionconsole.model.profile import (
     ModbusRtuLink,
     ModbusTcpLink,
     UltrasoundProfileLimits,
     Us1Profile,
 )
+from sessionconsole.model.room import read_toml
 from sessionconsole.model.stimulation import Es2Profile, SerialLink, StimulationProfileLimits
 from sessionconsole.protocols import cx3, es2
 from sessionconsole.testing import SimProcess
 from sessionconsole.testing.mqtt import Mosquitto
 
-TRANSPORTS = ("us1-tcp", "us1-rtu", "es2-pty", "es2-socket", "cx3-mqtt")
+TRANSPORTS = (
+    "us1-tcp",
+    "us1-rtu",
+    "es2-pty",
+    "es2-socket",
+    "cx3-mqtt",
+    "generic-us1-tcp",
+    "generic-us1-rtu",
+    "generic-cx3-mqtt",
+)
 Timer = Callable[[int], Awaitable[float]]
 
 
@@ -56,6 +74,33 @@ def us1_profile(link: ModbusTcpLink | ModbusRtuLink) -> Us1Profile:
         link=link,
         limits=UltrasoundProfileLimits(max_intensity_w_cm2=2.0, max_time_s=900),
     )
+
+
+def generic_modbus_profile(endpoint: str) -> ModbusGenericProfile:
+    """`us1-generic.toml` aimed at `host:port` (TCP) or a pty path (RTU, 8N1), long watchdog.
+
+    As tests/drivers/generic_profiles.py `bundled()` does; the profile's poll rate is kept.
+    """
+    data = read_toml(config_dir() / "profiles" / "us1-generic.toml")
+    link = dict(data["link"])
+    if endpoint.startswith("/"):
+        for key in ("host", "port", "telemetry_hz"):
+            link.pop(key, None)
+        link.update(kind="modbus_rtu", port=endpoint, parity="N")
+    else:
+        host, _, port = endpoint.rpartition(":")
+        link.update(host=host, port=int(port))
+    link["request_timeout_ms"] = 500
+    data.update(link=link, watchdog_ms=5000)
+    return ModbusGenericProfile.model_validate(data)
+
+
+def generic_mqtt_profile(broker: Mosquitto, serial_no: str) -> GenericMqttProfile:
+    """`cx3-generic.toml` aimed at `broker` and the simulator's serial, long watchdog."""
+    data = read_toml(config_dir() / "profiles" / "cx3-generic.toml")
+    data.update(serial=serial_no, watchdog_ms=5000)
+    data["link"].update(port=broker.port, keepalive_s=5)
+    return GenericMqttProfile.model_validate(data)
 
 
 def newest_id(driver: Any) -> int | None:
@@ -74,10 +119,12 @@ async def until_acknowledged(driver: Any, before: int | None) -> float:
         await asyncio.sleep(0.0002)
 
 
-async def bench_us1(sim: SimProcess, rtu: bool, n: int) -> tuple[list[float], list[float]]:
+async def bench_us1(
+    sim: SimProcess, rtu: bool, n: int, generic: bool = False
+) -> tuple[list[float], list[float]]:
     """Raw: one FC6 write of the intensity register. Driver: request_intensity to its ack."""
     if rtu:
-        port = str(sim.endpoints["rtu_pty"])
+        port = endpoint = str(sim.endpoints["rtu_pty"])
         link: ModbusTcpLink | ModbusRtuLink = ModbusRtuLink(
             kind="modbus_rtu", port=port, parity="N", request_timeout_ms=500
         )
@@ -86,9 +133,14 @@ async def bench_us1(sim: SimProcess, rtu: bool, n: int) -> tuple[list[float], li
         )
     else:
         host, tcp_port = sim.modbus_tcp
+        endpoint = f"{host}:{tcp_port}"
         link = ModbusTcpLink(kind="modbus_tcp", host=host, port=tcp_port, request_timeout_ms=500)
         raw = AsyncModbusTcpClient(host, port=tcp_port, timeout=0.5, retries=0)
-    driver = Us1ModbusDriver("bench", us1_profile(link))
+    driver: Us1ModbusDriver | GenericModbusDriver
+    if generic:
+        driver = GenericModbusDriver("bench", generic_modbus_profile(endpoint))
+    else:
+        driver = Us1ModbusDriver("bench", us1_profile(link))
     await driver.connect_and_stop()
     driver.start()
     raw_times: list[float] = []
@@ -180,7 +232,9 @@ def _es2_raw(url: str, n: int) -> list[float]:
     return times
 
 
-async def bench_cx3(broker: Mosquitto, sim: SimProcess, n: int) -> tuple[list[float], list[float]]:
+async def bench_cx3(
+    broker: Mosquitto, sim: SimProcess, n: int, generic: bool = False
+) -> tuple[list[float], list[float]]:
     """Raw: publish set_watchdog, wait for its reply. Driver: request_watchdog to its ack."""
     root = str(sim.endpoints["mqtt"]["root"])
     serial_no = root.split("/", 1)[1]
@@ -214,7 +268,11 @@ async def bench_cx3(broker: Mosquitto, sim: SimProcess, n: int) -> tuple[list[fl
         link=MqttLink(kind="mqtt", host="127.0.0.1", port=broker.port, keepalive_s=5),
         limits=Cx3ProfileLimits(max_intensity_w_cm2=2.0, max_time_s=900, max_amplitude_ma=40.0),
     )
-    driver = Cx3MqttDriver("bench", profile)
+    driver: Cx3MqttDriver | GenericMqttDriver
+    if generic:
+        driver = GenericMqttDriver("bench", generic_mqtt_profile(broker, serial_no))
+    else:
+        driver = Cx3MqttDriver("bench", profile)
     await driver.connect_and_stop()
     try:
         driver_times = await _driver_only(driver, n, lambda _i: driver.request_watchdog(5000))
@@ -243,24 +301,26 @@ def summary(name: str, raw: list[float], via_driver: list[float]) -> dict[str, A
 
 async def run(name: str, n: int, broker: Mosquitto | None) -> dict[str, Any]:
     """Start the transport's simulator, time both series, stop it."""
-    if name == "cx3-mqtt":
+    generic = name.startswith("generic-")
+    transport = name.removeprefix("generic-")
+    if transport == "cx3-mqtt":
         assert broker is not None
         sim = SimProcess(
             "cx3", ["--broker", broker.url, "--serial", f"CX3-BENCH-{int(time.time())}"]
         ).start()
-    elif name.startswith("es2"):
+    elif transport.startswith("es2"):
         sim = SimProcess("es2", ["--pty", "--tcp", "127.0.0.1:0"]).start()
     else:
         sim = SimProcess("us1", ["--tcp", "127.0.0.1:0", "--rtu-pty"]).start()
     try:
-        if name == "cx3-mqtt":
+        if transport == "cx3-mqtt":
             assert broker is not None
-            raw, via = await bench_cx3(broker, sim, n)
-        elif name.startswith("es2"):
-            endpoint = "serial_pty" if name == "es2-pty" else "serial_url"
+            raw, via = await bench_cx3(broker, sim, n, generic)
+        elif transport.startswith("es2"):
+            endpoint = "serial_pty" if transport == "es2-pty" else "serial_url"
             raw, via = await bench_es2(sim, endpoint, n)
         else:
-            raw, via = await bench_us1(sim, name == "us1-rtu", n)
+            raw, via = await bench_us1(sim, transport == "us1-rtu", n, generic)
     finally:
         sim.stop()
     return summary(name, raw, via)
@@ -272,7 +332,9 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(TRANSPORTS), help="comma-separated subset")
     args = parser.parse_args()
     names = [name for name in args.only.split(",") if name]
-    broker = Mosquitto().start() if "cx3-mqtt" in names else None
+    if unknown := set(names) - set(TRANSPORTS):
+        parser.error(f"unknown transports: {sorted(unknown)}")
+    broker = Mosquitto().start() if any(n.endswith("cx3-mqtt") for n in names) else None
     try:
         for name in names:
             print(json.dumps(asyncio.run(run(name, args.n, broker))), flush=True)

@@ -138,6 +138,11 @@ class TcpPort(Port):
                 self.on_bytes(self, data)
         except ConnectionError:
             pass
+        except asyncio.CancelledError:
+            # Shutdown: asyncio.run cancels this handler while a client is connected. Ending
+            # normally, since Python 3.11's start_server callback calls task.exception() on a
+            # cancelled handler and logs the CancelledError as an error (fixed in 3.12).
+            pass
         finally:
             if self.writer is writer:
                 self.writer = None

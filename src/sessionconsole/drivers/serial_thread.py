@@ -8,19 +8,28 @@ the controller's loop was seen stalled 100-400 ms that way (perf: epoll_wait -> 
 n_tty_poll -> __flush_work; docs/PERFORMANCE.md). So a thread waits for the port's bytes and
 hands them to the loop through an asyncio.StreamReader; writes stay on the loop, since a tty
 write never waits for the receive side.
+
+On a device path the thread waits with one select and takes everything there with one read
+(pyserial's read(1), in_waiting and read(n) took five system calls, each dropping and taking
+back the GIL while the loop ran: ~0.03 ms more per reply in paired runs, docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
+import os
+import select
 import threading
 from collections.abc import Callable
 
 import serial
 
 READ_WAIT_S = 0.1  # how long one read waits for a byte before looking at `closing` again
+READ_CHUNK = 4096
+RETRY_ERRNOS = (errno.EAGAIN, errno.EALREADY, errno.EWOULDBLOCK, errno.EINPROGRESS, errno.EINTR)
 CLOSE_WAIT_S = 1.0
 
 
@@ -67,9 +76,7 @@ class SerialThreadLink:
     def _run(self) -> None:
         try:
             while not self._closing:
-                data = self._port.read(1)  # waits up to READ_WAIT_S for the first byte
-                if data:
-                    data += self._port.read(self._port.in_waiting)
+                if data := self._read_available():
                     self._to_loop(self.reader.feed_data, data)
         except (OSError, serial.SerialException) as exc:
             if not self._closing:
@@ -79,6 +86,29 @@ class SerialThreadLink:
                 self._port.close()
             self._to_loop(self.reader.feed_eof)
             self._done.set()
+
+    def _read_available(self) -> bytes:
+        """Wait up to READ_WAIT_S for bytes; return all there are (b"" on timeout or cancel)."""
+        port = self._port
+        fd, abort = getattr(port, "fd", None), getattr(port, "pipe_abort_read_r", None)
+        if not isinstance(fd, int) or not isinstance(abort, int):  # not a posix port
+            data: bytes = port.read(1)  # waits up to READ_WAIT_S for the first byte
+            return data + port.read(port.in_waiting) if data else data
+        try:
+            ready, _, _ = select.select([fd, abort], [], [], READ_WAIT_S)
+            if abort in ready:  # cancel_read() from close()
+                os.read(abort, 1000)
+                return b""
+            if not ready:
+                return b""
+            data = os.read(fd, READ_CHUNK)
+        except OSError as exc:
+            if exc.errno in RETRY_ERRNOS:
+                return b""
+            raise serial.SerialException(f"read failed: {exc}") from exc
+        if not data:  # as pyserial: a vanished device is readable and returns nothing
+            raise serial.SerialException("device reports readiness to read but returned no data")
+        return data
 
     def _to_loop(self, callback: Callable[..., object], *args: object) -> None:
         """Run `callback(*args)` on the loop; nothing if the loop is gone (process exit)."""
