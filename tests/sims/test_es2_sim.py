@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -764,3 +765,26 @@ def test_link_drop_silences_tel_and_evt_and_ok_resumes(
     assert {f[5] for f in tel} == {"02"}  # the latched patient stop, on both channels
     assert not any(f[:2] == ["EVT", "PSTOP"] for _, f in after)  # lost, not queued
     assert client.request("STREAM,0") == ["ACK"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_with_a_tcp_client_connected_exits_0_without_a_traceback(
+    tmp_path: Path, signum: int
+) -> None:
+    # SIMULATORS.md: SIGTERM or SIGINT ends a simulator with exit code 0. A connected TCP
+    # client's handler used to die with a CancelledError traceback on stderr at shutdown.
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as err:
+        sim = SimProcess("es2", ["--tcp", "127.0.0.1:0"], stderr=err).start()
+        try:
+            host, port = str(sim.endpoints["serial_url"]).removeprefix("socket://").split(":")
+            with socket.create_connection((host, int(port)), timeout=2.0) as client:
+                client.sendall(frame(1, "ID?"))
+                assert client.recv(128).startswith(b"$1,ID,ES-2,")
+                assert sim.proc is not None
+                sim.proc.send_signal(signum)
+                assert sim.proc.wait(timeout=5.0) == 0
+        finally:
+            sim.stop()
+    text = log.read_text()
+    assert "Traceback" not in text and "CancelledError" not in text, text
