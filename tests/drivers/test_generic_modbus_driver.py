@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
@@ -154,62 +155,60 @@ async def test_a_setpoint_another_master_wrote_is_reported(sim: SimProcess) -> N
         await driver.close()
 
 
-def modbus_driver(
-    kind: str, sim: SimProcess, errors: list[str]
-) -> GenericModbusDriver | Us1ModbusDriver:
-    """The generic driver on the ICD map, or the dedicated US-1 driver, reporting into `errors`."""
+@contextlib.asynccontextmanager
+async def configured(
+    kind: str, sim: SimProcess
+) -> AsyncIterator[tuple[GenericModbusDriver | Us1ModbusDriver, list[str]]]:
+    """The generic driver on the ICD map, or the dedicated US-1 driver, connected, fed
+    heartbeats and configured; yields it with the errors it reported."""
+    errors: list[str] = []
     report = lambda _d, m: errors.append(m)  # noqa: E731
+    driver: GenericModbusDriver | Us1ModbusDriver
     if kind == "generic":
         profile = bundled("us1-generic.toml", endpoint(sim), watchdog_ms=5000)
-        return GenericModbusDriver("m", profile, on_error=report)
-    return Us1ModbusDriver("m", us1_profile(sim.modbus_tcp[1], watchdog_ms=5000), on_error=report)
-
-
-@pytest.mark.parametrize("kind", ["generic", "us1"])
-async def test_a_stop_the_readings_never_show_is_reported(kind: str, sim: SimProcess) -> None:
-    # Issue #4: commands are tracked with timeouts, and the end of one is heard. A stuck relay
-    # takes the stop but the output stays on: the stop ends `unconfirmed` and is reported.
-    errors: list[str] = []
-    driver = modbus_driver(kind, sim, errors)
-    try:
-        await driver.connect_and_stop()
-        driver.start()
-        async with core_heartbeats(driver):
-            driver.request_configure(SETTINGS)
-            driver.request_start()
-            await wait_for(lambda: driver.latest and driver.latest.output_active)
-            await sim.arequest({"op": "inject", "fault": "ignore_stop"})
-            driver.request_stop()
-            await asyncio.wait_for(driver.wait_stop_taken(), 2.0)
-            await wait_for(lambda: ("stop", "unconfirmed") in states(driver), 4)
-            assert any("stop was acknowledged but no reading showed it" in e for e in errors)
-            await sim.arequest({"op": "clear"})
-    finally:
-        await driver.close()
-
-
-@pytest.mark.parametrize("kind", ["generic", "us1"])
-async def test_a_start_stopped_before_it_showed_is_superseded_not_reported(
-    kind: str, sim: SimProcess
-) -> None:
-    errors: list[str] = []
-    driver = modbus_driver(kind, sim, errors)
+        driver = GenericModbusDriver("m", profile, on_error=report)
+    else:
+        us1 = us1_profile(sim.modbus_tcp[1], watchdog_ms=5000)
+        driver = Us1ModbusDriver("m", us1, on_error=report)
     try:
         await driver.connect_and_stop()
         driver.start()
         async with core_heartbeats(driver):
             driver.request_configure(SETTINGS)
             await wait_for(lambda: driver.latest and driver.latest.intensity_setpoint_w_cm2 == 0.8)
-            driver.request_start()
-            driver.request_stop()  # in the same turn: the start never shows
-            await asyncio.wait_for(driver.wait_stop_taken(), 2.0)
-            await wait_for(lambda: ("stop", "confirmed") in states(driver)[1:], 3)
-            await asyncio.sleep(2.5)  # past the confirmation deadline
+            yield driver, errors
+    finally:
+        await driver.close()
+
+
+@pytest.mark.parametrize("kind", ["generic", "us1"])
+async def test_a_stop_the_readings_never_show_is_reported(kind: str, sim: SimProcess) -> None:
+    # Issue #4: commands are tracked with timeouts, and the end of one is heard. A stuck relay
+    # takes the stop but the output stays on: the stop ends `unconfirmed` and is reported.
+    async with configured(kind, sim) as (driver, errors):
+        driver.request_start()
+        await wait_for(lambda: driver.latest and driver.latest.output_active)
+        await sim.arequest({"op": "inject", "fault": "ignore_stop"})
+        driver.request_stop()
+        await asyncio.wait_for(driver.wait_stop_taken(), 2.0)
+        await wait_for(lambda: ("stop", "unconfirmed") in states(driver), 4)
+        assert any("stop was acknowledged but no reading showed it" in e for e in errors)
+        await sim.arequest({"op": "clear"})
+
+
+@pytest.mark.parametrize("kind", ["generic", "us1"])
+async def test_a_start_stopped_before_it_showed_is_superseded_not_reported(
+    kind: str, sim: SimProcess
+) -> None:
+    async with configured(kind, sim) as (driver, errors):
+        driver.request_start()
+        driver.request_stop()  # in the same turn: the start never shows
+        await asyncio.wait_for(driver.wait_stop_taken(), 2.0)
+        await wait_for(lambda: ("stop", "confirmed") in states(driver)[1:], 3)
+        await asyncio.sleep(2.5)  # past the confirmation deadline
         assert ("start", "refused") in states(driver)
         assert [c.error for c in driver.commands.values() if c.op == "start"] == ["SUPERSEDED"]
         assert not any("no reading showed it" in e for e in errors), errors
-    finally:
-        await driver.close()
 
 
 def states(driver: GenericModbusDriver | Us1ModbusDriver) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ from sessionconsole.drivers.base import DeviceDriver
 from sessionconsole.drivers.cx3_mqtt import Cx3MqttDriver
 from sessionconsole.drivers.es2_serial import Es2SerialDriver
 from sessionconsole.drivers.generic_modbus import GenericModbusDriver
+from sessionconsole.drivers.generic_mqtt import GenericMqttDriver
 from sessionconsole.drivers.us1_modbus import Us1ModbusDriver
 from sessionconsole.model.paths import config_dir
 from sessionconsole.model.room import read_toml
@@ -23,6 +24,7 @@ from sessionconsole.model.validation import PROFILE_KINDS
         (Cx3MqttDriver, "cx3-mqtt.toml"),
         (GenericModbusDriver, "us1-generic.toml"),
         (GenericModbusDriver, "vendor-b-ultrasound.toml"),
+        (GenericMqttDriver, "cx3-generic.toml"),
     ],
 )
 async def test_driver_conforms_and_starts_with_a_stop_pending(
