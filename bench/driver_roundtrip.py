@@ -48,6 +48,7 @@ from sessionconsole.model.stimulation import Es2Profile, SerialLink, Stimulation
 from sessionconsole.protocols import cx3, es2
 from sessionconsole.testing import SimProcess
 from sessionconsole.testing.mqtt import Mosquitto
+from sessionconsole.testing.profiles import modbus_profile_at
 
 TRANSPORTS = (
     "us1-tcp",
@@ -77,22 +78,10 @@ def us1_profile(link: ModbusTcpLink | ModbusRtuLink) -> Us1Profile:
 
 
 def generic_modbus_profile(endpoint: str) -> ModbusGenericProfile:
-    """`us1-generic.toml` aimed at `host:port` (TCP) or a pty path (RTU, 8N1), long watchdog.
-
-    As tests/drivers/generic_profiles.py `bundled()` does; the profile's poll rate is kept.
-    """
+    """`us1-generic.toml` aimed at `host:port` (TCP) or a pty path (RTU, 8N1), long watchdog;
+    the profile's poll rate is kept."""
     data = read_toml(config_dir() / "profiles" / "us1-generic.toml")
-    link = dict(data["link"])
-    if endpoint.startswith("/"):
-        for key in ("host", "port", "telemetry_hz"):
-            link.pop(key, None)
-        link.update(kind="modbus_rtu", port=endpoint, parity="N")
-    else:
-        host, _, port = endpoint.rpartition(":")
-        link.update(host=host, port=int(port))
-    link["request_timeout_ms"] = 500
-    data.update(link=link, watchdog_ms=5000)
-    return ModbusGenericProfile.model_validate(data)
+    return modbus_profile_at(data, endpoint, watchdog_ms=5000, request_timeout_ms=500)
 
 
 def generic_mqtt_profile(broker: Mosquitto, serial_no: str) -> GenericMqttProfile:

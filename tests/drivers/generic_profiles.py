@@ -7,6 +7,7 @@ from typing import Any
 from sessionconsole.model.modbus_map import ModbusGenericProfile
 from sessionconsole.model.paths import config_dir
 from sessionconsole.model.room import read_toml
+from sessionconsole.testing.profiles import modbus_profile_at
 
 
 def bundled_data(profile_file: str) -> dict[str, Any]:
@@ -23,14 +24,4 @@ def bundled(
 ) -> ModbusGenericProfile:
     """The profile with its link aimed at `endpoint`: `host:port` (TCP) or a pty path (RTU, 8N1)."""
     data = bundled_data(profile_file)
-    link = dict(data["link"])
-    if endpoint.startswith("/"):
-        for key in ("host", "port", "telemetry_hz"):
-            link.pop(key, None)
-        link.update(kind="modbus_rtu", port=endpoint, parity="N")
-    else:
-        host, _, port = endpoint.rpartition(":")
-        link.update(host=host, port=int(port))
-    link["request_timeout_ms"] = request_timeout_ms
-    data.update(link=link, watchdog_ms=watchdog_ms, **changes)
-    return ModbusGenericProfile.model_validate(data)
+    return modbus_profile_at(data, endpoint, watchdog_ms, request_timeout_ms, **changes)
