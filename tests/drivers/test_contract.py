@@ -228,6 +228,9 @@ async def test_an_unexpected_failure_of_the_io_task_is_reported_and_stops_first(
             await wait_for(lambda: driver.connected and not driver.stop_pending, 5)
             restarted = time.monotonic()
             await wait_for(lambda: target.reading_time(driver) > restarted, 5)
+        # one failure, one report, one restart (not a second one on the way back)
+        assert driver.io_task_restarts == 1
+        assert sum("I/O task failed" in e for e in target.errors) == 1, target.errors
     finally:
         await driver.close()
 

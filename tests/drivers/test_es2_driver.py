@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -184,5 +185,69 @@ async def test_a_target_the_console_did_not_write_is_reported(es2_sim: SimProces
         assert any(
             "channel 1 holds target 20 mA, but the console wrote 12.5 mA" in e for e in errors
         )
+    finally:
+        await driver.close()
+
+
+async def test_a_reply_that_breaks_the_reader_during_connect_and_stop_is_retried(
+    es2_sim: SimProcess, port: str
+) -> None:
+    # connect_and_stop runs before the supervised I/O task exists (controller start): an
+    # unexpected failure handling a reply must look like a lost link to it, so it retries and
+    # the unit still gets its stop, instead of ending the controller's start.
+    driver = Es2SerialDriver("es2", profile(port))
+    dispatch, failed = driver._dispatch, []
+
+    def failing_dispatch(frame: Any) -> None:
+        if not failed:
+            failed.append(frame)
+            raise KeyError("injected")
+        dispatch(frame)
+
+    driver._dispatch = failing_dispatch  # type: ignore[method-assign]
+    try:
+        channels = await driver.connect_and_stop(timeout_s=5.0)
+        assert failed and set(channels) == {1, 2}
+        assert not driver.stop_pending  # the unit acknowledged the stop
+        assert driver._reader_failure is None  # nothing left over for the I/O task to raise
+    finally:
+        await driver.close()
+
+
+@pytest.mark.parametrize("frame_kind", ["reply", "telemetry"])
+async def test_a_frame_that_breaks_the_reader_while_running_is_one_supervised_failure(
+    es2_sim: SimProcess, frame_kind: str
+) -> None:
+    # While the I/O task runs, the same failure is the supervisor's: reported once, the link
+    # dropped, the channel stopped by the driver, and one restart (not a second on the way).
+    # A reply fails the request waiting for it; a TEL frame has no request waiting.
+    errors: list[str] = []
+    port = str(es2_sim.endpoints["serial_pty"])
+    driver = Es2SerialDriver("es2", profile(port, 2000), on_error=lambda _d, m: errors.append(m))
+    dispatch, armed = driver._dispatch, [False]
+
+    def failing_dispatch(frame: Any) -> None:
+        if armed[0] and (frame.seq != 0) == (frame_kind == "reply"):
+            armed[0] = False
+            raise KeyError("injected")
+        dispatch(frame)
+
+    driver._dispatch = failing_dispatch  # type: ignore[method-assign]
+    try:
+        await driver.connect_and_stop()
+        driver.start()
+        async with core_heartbeats(driver):
+            driver.request_configure(1, SETTINGS)
+            driver.request_amplitude(1, 10.0)
+            driver.request_run(1)
+            await wait_for(lambda: channel_state(es2_sim, 1) in ("RAMP", "ON"))
+            armed[0] = True
+            await wait_for(lambda: driver.io_task_restarts == 1, 5)
+            await wait_for(lambda: channel_state(es2_sim, 1) == "IDLE")
+            await wait_for(lambda: driver.connected and not driver.stop_pending, 5)
+            await asyncio.sleep(0.5)
+        assert driver.io_task_restarts == 1
+        assert sum("I/O task failed (KeyError: 'injected')" in e for e in errors) == 1, errors
+        assert not es2_sim.request({"op": "state"})["channels"][0]["faults"] & 0x01  # no WDG trip
     finally:
         await driver.close()

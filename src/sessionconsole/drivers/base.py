@@ -63,7 +63,8 @@ class DriverLifecycle:
     `_run()` handles the failures it expects (lost links, refusals). Anything else (a bug,
     a library surprise) would end the task silently and leave the device without stops and
     heartbeats; the supervisor reports it, drops the link and runs `_run()` again with a
-    stop pending, so the device's first command after it is a stop.
+    stop pending: once the unit is reached and identified again, the stop goes out before
+    anything else is commanded (nothing queued before the failure is replayed).
     """
 
     def __init__(self, device_id: str, on_error: Callable[[str, str], None] | None) -> None:
@@ -95,7 +96,9 @@ class DriverLifecycle:
     async def _supervise(self) -> None:
         """Run `_run()`; after an unexpected exception report it and run it again, stop first."""
         delay = RESTART_DELAY_S
+        loop = asyncio.get_running_loop()
         while not self._closing:
+            started = loop.time()
             try:
                 await self._run()
                 return
@@ -104,24 +107,30 @@ class DriverLifecycle:
             except Exception as exc:  # whatever it was, the device needs a stop
                 if self._closing:
                     return
+                if loop.time() - started > RESTART_DELAY_MAX_S:
+                    delay = RESTART_DELAY_S  # it ran well for a while: not the same failure
                 self.io_task_restarts += 1
                 log.error("%s: I/O task failed", self.device_id, exc_info=exc)
                 self._report(
-                    f"{self.device_id}: I/O task failed ({type(exc).__name__}: {exc}); "
-                    f"link dropped, restarting in {delay:.1f} s with a stop first"
+                    f"{self.device_id}: I/O task failed ({type(exc).__name__}: {exc}); link "
+                    f"dropped, reconnecting in {delay:.2f} s with a stop pending"
                 )
                 await self._after_failure()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RESTART_DELAY_MAX_S)
 
     async def _after_failure(self) -> None:
-        """Leave no half-open link and nothing queued but a stop (subclasses may add)."""
+        """Leave no half-open link and nothing queued but a stop; never raises."""
         self.connected = False
         try:
-            await self._release()
+            await self._release_after_failure()
         except Exception:  # a transport that will not close is dropped anyway
             log.exception("%s: closing the link after a failure failed", self.device_id)
         self.request_stop()
+
+    async def _release_after_failure(self) -> None:
+        """Close the link after a failure (subclasses forget what the link carried, too)."""
+        await self._release()
 
     async def close(self) -> None:
         """End the I/O task and release the transport; never waits more than a second."""

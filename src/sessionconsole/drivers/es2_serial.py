@@ -216,6 +216,9 @@ class Es2SerialDriver(DriverLifecycle):
             except asyncio.CancelledError:
                 raise
             except (DeviceUnreachable, WrongDevice) as exc:
+                failure = self._take_reader_failure()
+                if failure is not None:  # not a lost link: the supervisor reports it, once
+                    raise failure from exc
                 self._report(str(exc))
                 await self._disconnect()
                 self._drop_queue()  # nothing but a stop survives a lost link
@@ -226,8 +229,8 @@ class Es2SerialDriver(DriverLifecycle):
     async def _serve(self) -> None:
         next_stat = self.clock()
         while not self._closing:
-            if self._reader_failure is not None:
-                failure, self._reader_failure = self._reader_failure, None
+            failure = self._take_reader_failure()
+            if failure is not None:
                 raise failure
             if self._stop_channels:
                 channel = min(self._stop_channels)  # 0 (every channel) first
@@ -261,8 +264,14 @@ class Es2SerialDriver(DriverLifecycle):
                 async with asyncio.timeout(next_stat - now):
                     await self._wake.wait()
 
+    def _take_reader_failure(self) -> Exception | None:
+        """The reader task's unexpected failure, once (None when it had none)."""
+        failure, self._reader_failure = self._reader_failure, None
+        return failure
+
     async def _connect(self) -> None:
         await self._disconnect()
+        self._reader_failure = None  # a fresh reader; connect_and_stop retries past the old one
         port = self.profile.link.port
         try:
             if "://" in port:  # a pyserial URL (socket://): no tty, the loop reads it
@@ -319,8 +328,11 @@ class Es2SerialDriver(DriverLifecycle):
         except (OSError, serial.SerialException) as exc:
             log.warning("%s: read failed: %s", self.device_id, exc)
         except Exception as exc:  # a bug or a surprise: the I/O task raises it (supervised)
+            log.error("%s: handling a frame from the unit failed", self.device_id, exc_info=exc)
             self._reader_failure = exc
-            self._fail_pending(exc)
+            # The request waiting for a reply fails as a lost link would, so connect_and_stop
+            # (not supervised) retries; the I/O task takes the failure itself.
+            self._fail_pending(DeviceUnreachable(f"{self.device_id}: reading replies failed"))
             self._wake.set()
             return
         self._fail_pending(DeviceUnreachable(f"{self.device_id}: the port closed"))

@@ -337,10 +337,10 @@ class GenericMqttDriver(DriverLifecycle):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
 
-    async def _after_failure(self) -> None:
-        """The session ended with the failure: forget it like a lost link, then stop first."""
+    async def _release_after_failure(self) -> None:
+        """The session ended with the failure: forget it as a lost link is forgotten."""
         self._lost_link()
-        await super()._after_failure()
+        await self._release()
 
     def _lost_link(self) -> None:
         """Nothing but a stop survives a lost link: never replay a start."""
