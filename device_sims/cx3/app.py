@@ -19,7 +19,7 @@ from ..schedule import ScheduleRules, load_schedule, start_schedule
 from .link import CX3LinkControl
 from .model import STEP_S, CX3Unit
 from .mqtt_io import Broker, MqttUnitLink
-from .testport import FAULTS, CX3TestPort
+from .testport import FAULTS, PINNABLE, CX3TestPort
 
 TELEMETRY_EVERY = 5  # steps of 20 ms: 10 Hz
 CONNECT_TIMEOUT_S = 10.0
@@ -106,11 +106,20 @@ class Units:
             await asyncio.sleep(max(0.0, delay))
 
 
+def schedule_rules(count: int) -> ScheduleRules:
+    """What a `--faults` file may ask of this model's test port (checked before READY)."""
+    return ScheduleRules(
+        faults=FAULTS,
+        units=count,
+        link_modes=(*LINK_MODES, "disconnect"),
+        settable=PINNABLE,
+        channels=(1,),
+    )
+
+
 async def run_cx3(options: CX3Options) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code."""
-    rules = ScheduleRules(
-        faults=FAULTS, units=options.count, link_modes=(*LINK_MODES, "disconnect")
-    )
+    rules = schedule_rules(options.count)
     schedule = load_schedule(options.faults, rules) if options.faults else []
     units = Units(options)
     runners = [asyncio.create_task(link.run()) for link in units.links]

@@ -12,7 +12,8 @@ from pathlib import Path
 from ..control import start_control_server
 from ..readyline import emit_ready, hostport, ready_payload
 from ..schedule import ScheduleRules, load_schedule, start_schedule
-from .testport import FAULTS, ES2TestPort
+from .physics import CHANNELS
+from .testport import FAULTS, MAX_IMPEDANCE_OHM, ES2TestPort
 from .unit import ES2Unit
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,22 @@ def unit_tcp(options: ES2Options, index: int) -> tuple[str, int] | None:
     return host, port + index if port else 0
 
 
+def schedule_rules(count: int) -> ScheduleRules:
+    """What a `--faults` file may ask of this model's test port (checked before READY)."""
+    return ScheduleRules(
+        faults=FAULTS,
+        units=count,
+        settable={"impedance_ohm": (0.0, MAX_IMPEDANCE_OHM)},
+        channels=CHANNELS,
+        needs_channel=("set", "electrode_off", "overcurrent"),
+    )
+
+
 async def run_es2(options: ES2Options) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code."""
     if options.count < 1:
         raise ValueError(f"--count must be at least 1, got {options.count}")
-    rules = ScheduleRules(faults=FAULTS, units=options.count)
+    rules = schedule_rules(options.count)
     schedule = load_schedule(options.faults, rules) if options.faults else []
     use_pty = options.pty or options.tcp is None
     clock = time.monotonic

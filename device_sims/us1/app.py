@@ -15,7 +15,7 @@ from ..readyline import emit_ready, hostport, ready_payload
 from ..schedule import ScheduleRules, load_schedule, start_schedule
 from .model import US1Model
 from .router import unit_router
-from .testport import FAULTS
+from .testport import FAULTS, PINNABLE
 from .unit import UnitSpec, US1Unit, start_unit
 
 STEP_S = 0.02  # 50 Hz
@@ -80,9 +80,18 @@ async def start_units(options: US1Options) -> list[US1Unit]:
     return units
 
 
+def schedule_rules(count: int) -> ScheduleRules:
+    """What a `--faults` file may ask of this model's test port (checked before READY)."""
+    return ScheduleRules(
+        faults=FAULTS,
+        units=count,
+        settable=PINNABLE,
+    )
+
+
 async def run_us1(options: US1Options) -> int:
     """Serve until SIGTERM/SIGINT; return the process exit code."""
-    rules = ScheduleRules(faults=FAULTS, units=options.count)
+    rules = schedule_rules(options.count)
     schedule = load_schedule(options.faults, rules) if options.faults else []
     units = await start_units(options)
     handler = unit_router([unit.testport for unit in units])

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 from tempfile import NamedTemporaryFile
 
-from device_sims.schedule import ScheduleRules, load_schedule
-from device_sims.us1.testport import FAULTS as US1_FAULTS
+from device_sims.schedule import load_schedule
+from device_sims.us1.app import schedule_rules as us1_schedule_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 FENCED_PYTHON = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
@@ -31,7 +31,7 @@ def test_the_docs_fault_schedule_is_accepted_as_written() -> None:
     doc = (ROOT / "docs" / "SIMULATORS.md").read_text(encoding="utf-8")
     block = re.search(r"^```toml\n(.*?)^```$", doc, re.DOTALL | re.MULTILINE)
     assert block is not None, "no ```toml fault schedule in docs/SIMULATORS.md"
-    rules = ScheduleRules(faults=US1_FAULTS, units=2)
+    rules = us1_schedule_rules(2)  # the US-1's own rules, as `--count 2` builds them
     with NamedTemporaryFile("w", suffix=".toml") as fh:
         fh.write(block.group(1))
         fh.flush()

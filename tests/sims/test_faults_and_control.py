@@ -152,6 +152,15 @@ MALFORMED = {
     "no_such_unit": ('[[at]]\nt_s = 1\nrequest = {op = "clear", unit = 1}\n', "unit 1 is not"),
     "misspelt_table": ('[[At]]\nt_s = 1.0\nrequest = {op = "clear"}\n', "unknown key(s) ['At']"),
     "misspelt_key": ('[[at]]\nts = 1.0\nrequest = {op = "clear"}\n', "unknown key(s) ['ts']"),
+    "misspelt_set": ('[[at]]\nt_s = 1\nrequest = {op = "set", coupling_pc = 20}\n', "cannot set"),
+    "bad_delay": (
+        '[[at]]\nt_s = 1\nrequest = {op = "link", mode = "delay"}\n',
+        "link delay needs integer 'ms'",
+    ),
+    "bad_channel": (
+        '[[at]]\nt_s = 1\nrequest = {op = "inject", fault = "patient_stop", ch = 3}\n',
+        "ch 3 is not one of",
+    ),
 }
 
 
