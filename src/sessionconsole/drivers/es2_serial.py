@@ -383,9 +383,8 @@ class Es2SerialDriver(DriverLifecycle):
                 self._compare_target(channel, reply.target_ma)
         now = self.clock()
         self.commands.observe(self.latest, now)
-        for record in self.commands.expire(now):
-            if record.state == "unconfirmed":
-                self._report(self.commands.unconfirmed_text(self.device_id, record))
+        for line in self.commands.expire_unconfirmed(now, self.device_id):
+            self._report(line)
 
     def _compare_target(self, channel: int, held_ma: float | None) -> None:
         """Report, once per value, a target amplitude the console did not write."""

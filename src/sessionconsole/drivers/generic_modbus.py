@@ -281,7 +281,8 @@ class GenericModbusDriver(DriverLifecycle):
     async def _serve(self) -> None:
         next_poll = self.clock()
         while not self._closing:
-            self._expire_commands()
+            for line in self.commands.expire_unconfirmed(self.clock(), self.device_id):
+                self._report(line)
             if self._stop_pending and not self._stop_needs_poll:
                 # Cleared only once the device has taken it: a stop lost to a dead link is
                 # sent again as soon as the link is back. A stop asked for again (a lock-out
@@ -315,11 +316,6 @@ class GenericModbusDriver(DriverLifecycle):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(next_poll - now):
                     await self._wake.wait()
-
-    def _expire_commands(self) -> None:
-        for record in self.commands.expire(self.clock()):
-            if record.state == "unconfirmed":
-                self._report(self.commands.unconfirmed_text(self.device_id, record))
 
     def _stop_write(self) -> _Write:
         words = codec.encode_code(self._command, "stop")

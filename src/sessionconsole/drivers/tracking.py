@@ -135,12 +135,15 @@ class CommandTracker:
             if record.op == op:
                 self.refuse(record, "SUPERSEDED", detail)
 
-    def unconfirmed_text(self, device_id: str, record: CommandRecord) -> str:
-        """What a driver reports for a command the device took but no reading ever showed."""
-        return (
+    def expire_unconfirmed(self, now: float, device_id: str) -> list[str]:
+        """Time out what waited too long (`expire`); return a report line for each command
+        the device took but no reading showed (for drivers whose acks cannot time out)."""
+        return [
             f"{device_id}: {record.op} was acknowledged but no reading showed it "
             f"within {self.confirm_timeout_s:.1f} s"
-        )
+            for record in self.expire(now)
+            if record.state == "unconfirmed"
+        ]
 
     def lose_open(self) -> None:
         """The link went down: nothing still open will be acknowledged or replayed."""

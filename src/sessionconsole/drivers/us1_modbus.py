@@ -402,9 +402,8 @@ class Us1ModbusDriver(DriverLifecycle):
         if previous is None or self.latest.boot_count == previous.boot_count:
             self._compare_setpoints(holding)
         self.commands.observe(self.latest, now)
-        for record in self.commands.expire(now):
-            if record.state == "unconfirmed":
-                self._report(self.commands.unconfirmed_text(self.device_id, record))
+        for line in self.commands.expire_unconfirmed(now, self.device_id):
+            self._report(line)
         if previous is not None and self.latest.boot_count != previous.boot_count:
             # A reboot without a lost link (RTU): the unit is back at its boot watchdog and
             # writes queued before it were judged on the old state; never replay a start.
